@@ -1,0 +1,22 @@
+# ecgfm: ECG foundation models with hybrid self-supervised learning (Song et al., KDD 2025).
+# This file is a table of contents; each stage lives in rules/<stage>.smk.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+validate(config, "ecgfm/schemas/config.schema.yaml")
+
+
+include: "rules/common.smk"
+include: "rules/download.smk"
+include: "rules/demo.smk"
+include: "rules/standardize.smk"
+
+
+rule all:
+    input:
+        standardized_outputs(),

@@ -1,0 +1,98 @@
+"""The workflow configuration: loading, schema validation, and per-source views of it.
+
+The Snakefile validates with ``snakemake.utils.validate`` against the same schema; this module
+gives the package and its tests the same check, and the helpers that ``rules/common.smk`` uses.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+SCHEMA_PATH = Path(__file__).parent / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def deep_merge(base: dict, overlay: dict) -> dict:
+    """``overlay`` on top of ``base``, recursively for nested dicts (as Snakemake merges configs)."""
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def validate(config: dict) -> dict:
+    """Validate against the schema (filling defaults); raise ``ConfigError`` naming the key."""
+    import jsonschema
+
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.path))
+    if errors:
+        err = errors[0]
+        where = ".".join(str(p) for p in err.path) or "(top level)"
+        raise ConfigError(f"config key {where}: {err.message}")
+    _fill_defaults(config, schema, schema)
+    return config
+
+
+def _fill_defaults(node, schema, root):
+    if "$ref" in schema:
+        ref = schema["$ref"].split("/")[-1]
+        schema = root["$defs"][ref]
+    if not isinstance(node, dict):
+        return
+    for key, sub in schema.get("properties", {}).items():
+        if key not in node and isinstance(sub, dict) and "default" in sub:
+            node[key] = sub["default"]
+        if key in node:
+            _fill_defaults(node[key], sub, root)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        for key in node:
+            if key not in schema.get("properties", {}):
+                _fill_defaults(node[key], extra, root)
+
+
+def load_config(*paths) -> dict:
+    """Load and merge YAML files in order (later ones overlay earlier ones), then validate."""
+    config: dict = {}
+    for path in paths:
+        config = deep_merge(config, yaml.safe_load(Path(path).read_text()) or {})
+    return validate(config)
+
+
+def enabled_sources(config: dict) -> list[str]:
+    return [name for name, src in config["sources"].items() if src.get("enabled", True)]
+
+
+def raw_dir(config: dict, source: str) -> str:
+    """Where the raw archive of ``source`` lives: its local ``path`` or the managed download dir."""
+    src = config["sources"][source]
+    return src.get("path") or f"{config['results']}/raw/{source}"
+
+
+def raw_origin(config: dict, source: str) -> str:
+    """How the raw archive comes to be: 'local', 'demo' or 'download'."""
+    src = config["sources"][source]
+    if src.get("path"):
+        return "local"
+    if src.get("generate"):
+        return "demo"
+    if src.get("download"):
+        return "download"
+    raise ConfigError(f"sources.{source}: set `path` (a local copy), `download` or `generate`"
+                      + (" (UK Biobank cannot be downloaded: bring your own XML files)"
+                         if src["reader"] == "ukb" else ""))
+
+
+def standardize_block(config: dict, source: str) -> dict:
+    """The global ``standardize`` block with the source's own overrides applied."""
+    return deep_merge(config["standardize"], config["sources"][source].get("standardize", {}))

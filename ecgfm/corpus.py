@@ -1,0 +1,138 @@
+"""The standardization stage for one source: reader -> standardized shards + manifest + quarantine.
+
+``standardize_source`` is what ``workflow_scripts/standardize.py`` calls. It
+
+* lists the records (metadata rows without a waveform go straight to the quarantine),
+* loads and standardizes them in worker processes, in order, a chunk at a time,
+* writes shards as it goes, then ``manifest.parquet``, ``quarantine.parquet`` and ``summary.json``,
+* checks that records in = kept + quarantined, and
+* stops with a clear message when a whole source is wrong (most records failing one check,
+  e.g. a unit error), instead of writing a corpus of rejects.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from .readers import Item, RecordError
+from .shards import ShardWriter, remove_shards
+from .standardize import RejectRecord, Settings, standardize_record
+from .wfdb import WfdbError
+
+log = logging.getLogger(__name__)
+
+
+class SourceError(RuntimeError):
+    """The source as a whole cannot be standardized (wrong path, wrong unit, wrong format)."""
+
+
+# Worker state: set once per process by the pool initializer (fork copies it for free).
+_WORKER: dict = {}
+
+
+def _init_worker(reader, settings, source):
+    _WORKER.update(reader=reader, settings=settings, source=source)
+
+
+def _process_chunk(chunk: list[Item]) -> list[tuple]:
+    """Load and standardize a chunk of items; one ("ok", ...) or ("rejected", ...) per item."""
+    reader, settings, source = _WORKER["reader"], _WORKER["settings"], _WORKER["source"]
+    out = []
+    for item in chunk:
+        try:
+            raw = reader.load(item)
+            ecg, qc = standardize_record(raw.signal, raw.fs, raw.lead_names, raw.unit, settings)
+        except (RecordError, RejectRecord, WfdbError) as exc:
+            out.append(("rejected", item.record_id, str(exc), item.meta))
+            continue
+        except (OSError, KeyError, ValueError) as exc:
+            out.append(("rejected", item.record_id, f"unreadable: {type(exc).__name__}: {exc}",
+                        item.meta))
+            continue
+        row = {"record_id": item.record_id, "source": source, **item.meta, **raw.meta,
+               "orig_fs": float(raw.fs), "orig_samples": int(raw.signal.shape[0]), **qc}
+        out.append(("ok", item.record_id, ecg, row))
+    return out
+
+
+def _chunks(items, size):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _reason_kind(reason: str) -> str:
+    """The check a reason comes from: the text before its first ':' or '('."""
+    return reason.split(":")[0].split("(")[0].strip()
+
+
+def standardize_source(reader, out_dir, source: str, settings: Settings, shard_size: int,
+                       dtype: str = "float16", compression: str | None = None, threads: int = 1,
+                       chunk_size: int = 64, progress: bool = True) -> dict:
+    """Standardize every record of ``reader`` into ``out_dir``; returns the summary dict."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_shards(out_dir)
+    items, rejected = reader.items()
+    quarantine = [{"record_id": rid, "source": source, "reason": reason} for rid, reason in rejected]
+    n_in = len(items) + len(rejected)
+    log.info("%s: %d records with a waveform, %d metadata rows without", source, len(items), len(rejected))
+
+    writer = ShardWriter(out_dir, len(settings.leads), settings.n_samples, shard_size, dtype, compression)
+    rows = []
+    ctx = mp.get_context("fork")
+    chunks = list(_chunks(items, chunk_size))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(items), desc=f"standardize {source}", unit="rec", mininterval=2)
+    with ctx.Pool(max(1, threads), initializer=_init_worker, initargs=(reader, settings, source)) as pool:
+        for results in pool.imap(_process_chunk, chunks):
+            for status, record_id, payload, meta in results:
+                if status == "ok":
+                    shard, row = writer.add(record_id, payload)
+                    rows.append({**meta, "shard": shard, "row": row})
+                else:
+                    quarantine.append({"record_id": record_id, "source": source, "reason": payload,
+                                       "patient_id": meta.get("patient_id")})
+            if bar is not None:
+                bar.update(len(results))
+    writer.flush()
+    if bar is not None:
+        bar.close()
+
+    manifest = pd.DataFrame(rows)
+    quarantined = pd.DataFrame(quarantine, columns=["record_id", "source", "reason", "patient_id"])
+    if len(manifest) + len(quarantined) != n_in:
+        raise SourceError(f"{source}: {n_in} records in but {len(manifest)} kept + "
+                          f"{len(quarantined)} quarantined")
+    if writer.written != len(manifest):
+        raise SourceError(f"{source}: {writer.written} records in shards but {len(manifest)} in the manifest")
+
+    quarantined_by_check = Counter(_reason_kind(r) for r in quarantined["reason"])
+    flagged_by_check = Counter(_reason_kind(r) for r in manifest.get("qc_failed", []) if r)
+    qc = settings.qc
+    if n_in >= qc.source_check_min_records:
+        for check, count in (quarantined_by_check + flagged_by_check).most_common():
+            if count > qc.source_failure_fraction * n_in:
+                remove_shards(out_dir)
+                example = next(r for r in list(quarantined["reason"]) + list(manifest.get("qc_failed", []))
+                               if r and _reason_kind(r) == check)
+                raise SourceError(
+                    f"{source}: {count} of {n_in} records ({count / n_in:.0%}) fail the same check "
+                    f"'{check}' (e.g. '{example}'). The source as configured looks wrong: check its "
+                    f"path, reader, unit and lead names in config.yaml (sources.{source}).")
+
+    summary = {"source": source, "records_in": n_in, "kept": len(manifest),
+               "quarantined": len(quarantined), "kept_with_qc_flags": sum(flagged_by_check.values()),
+               "shards": writer.n_shards, "quarantined_by_check": dict(quarantined_by_check),
+               "kept_with_qc_flags_by_check": dict(flagged_by_check),
+               "settings": {"fs": settings.fs, "seconds": settings.seconds, "dtype": dtype}}
+    manifest.to_parquet(out_dir / "manifest.parquet", index=False)
+    quarantined.to_parquet(out_dir / "quarantine.parquet", index=False)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

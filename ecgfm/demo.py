@@ -1,0 +1,411 @@
+"""A synthetic multi-source ECG corpus written in the sources' real on-disk formats.
+
+The demo profile and the tests use it so that they run the very readers real data uses, with no
+network. The ECGs are meant to be learnable, not realistic in every detail:
+
+* the heart is a moving dipole ``d(t)`` in 3-D (x left, y inferior, z anterior): each beat is a sum
+  of Gaussian waves (P, septal Q, R, S, T), each with its own direction;
+* electrodes (RA, LA, LL, V1-V6) see ``lead_vector . d(t)`` plus their own noise (baseline wander,
+  mains hum, muscle), and the 12 leads are formed from electrode potentials exactly as a device
+  forms them (I = LA - RA, aVR = RA - (LA + LL)/2, V_i against Wilson's terminal), so Einthoven's
+  and Goldberger's laws hold up to quantisation;
+* each patient has traits (heart rate, electrical axis, amplitudes, widths) shared by all of
+  their ECGs, which vary only a little around them;
+* labels change morphology: MI = pathological Q waves with ST elevation in a territory,
+  STTC = ST depression with T inversion, CD = wide QRS with a terminal R', HYP = high QRS voltage.
+
+Everything is seeded: the same arguments write the same bytes.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.signal import resample_poly
+
+from .wfdb import write_record
+
+TASKS = ("MI", "STTC", "CD", "HYP")
+DEFAULT_PREVALENCE = {"MI": 0.25, "STTC": 0.24, "CD": 0.22, "HYP": 0.12}
+
+# Electrode lead vectors (x left, y inferior, z anterior); Wilson's terminal is their limb mean.
+_ELECTRODES = {
+    "RA": (-0.5, -0.29, 0.0), "LA": (0.5, -0.29, 0.0), "LL": (0.0, 0.58, 0.0),
+    "V1": (-0.3, 0.05, 1.1), "V2": (0.0, 0.05, 1.2), "V3": (0.35, 0.1, 1.0),
+    "V4": (0.7, 0.15, 0.75), "V5": (1.0, 0.15, 0.35), "V6": (1.1, 0.15, 0.0),
+}
+_PTBXL_LEAD_NAMES = ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+_CODE_LEAD_NAMES = ["DI", "DII", "DIII", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+_STANDARD_NAMES = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+
+
+def _unit(v):
+    v = np.asarray(v, dtype=np.float64)
+    return v / np.linalg.norm(v)
+
+
+@dataclass
+class Patient:
+    patient_id: int
+    age: int
+    male: bool
+    heart_rate: float
+    rotation: np.ndarray        # 3x3 rotation of the electrical axis
+    amplitude: float
+    width: float
+    labels: dict                # task -> bool
+    mi_territory: str
+    cd_kind: str
+
+
+def _rotation(rng, max_deg):
+    angles = np.deg2rad(rng.uniform(-max_deg, max_deg, size=3))
+    cx, cy, cz = np.cos(angles)
+    sx, sy, sz = np.sin(angles)
+    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
+    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
+    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def make_patients(n: int, rng: np.random.Generator, prevalence: dict | None = None) -> list[Patient]:
+    prevalence = {**DEFAULT_PREVALENCE, **(prevalence or {})}
+    patients = []
+    for pid in range(n):
+        labels = {task: bool(rng.random() < prevalence[task]) for task in TASKS}
+        patients.append(Patient(
+            patient_id=10000 + pid, age=int(rng.integers(18, 90)), male=bool(rng.random() < 0.52),
+            heart_rate=float(rng.uniform(52, 98)), rotation=_rotation(rng, 25),
+            amplitude=float(rng.uniform(0.75, 1.3)), width=float(rng.uniform(0.9, 1.12)),
+            labels=labels, mi_territory=str(rng.choice(["anterior", "inferior"])),
+            cd_kind=str(rng.choice(["RBBB", "LBBB"]))))
+    return patients
+
+
+def _waves(p: Patient, rng) -> list[tuple]:
+    """(centre s relative to R, sigma s, amplitude mV, unit direction) for one ECG of patient p."""
+    w, a = p.width * rng.uniform(0.97, 1.03), p.amplitude * rng.uniform(0.95, 1.05)
+    qrs = 1.0
+    r_amp = 1.3 * a
+    r_dir = _unit((0.6, 0.75, -0.3))
+    s_amp = 0.35 * a
+    t_dir, t_amp = _unit((0.6, 0.6, 0.15)), 0.35 * a
+    waves = [(-0.16, 0.025 * w, 0.15 * a, _unit((0.5, 0.8, 0.2))),
+             (-0.028, 0.009 * w, 0.12 * a, _unit((-0.6, 0.2, 0.75)))]
+    if p.labels["CD"]:
+        qrs = 2.2
+        late = _unit((-0.5, 0.0, 0.85)) if p.cd_kind == "RBBB" else _unit((0.9, 0.1, -0.45))
+        waves.append((0.07, 0.018 * w, 0.55 * a, late))
+    if p.labels["HYP"]:
+        r_amp *= 2.0
+        s_amp *= 2.2
+        r_dir = _unit((0.8, 0.35, -0.5))
+    waves += [(0.0, 0.012 * w * qrs, r_amp, r_dir),
+              (0.032 * qrs, 0.012 * w * qrs, s_amp, _unit((-0.2, -0.5, -0.85)))]
+    st = None
+    if p.labels["MI"]:
+        territory = _unit((0.15, -0.1, 1.0)) if p.mi_territory == "anterior" else _unit((0.0, 1.0, 0.1))
+        waves.append((-0.01, 0.02 * w, 0.6 * a, -territory))       # deep, wide Q wave
+        st = 0.18 * a * territory                                  # ST elevation toward it
+    if p.labels["STTC"]:
+        t_dir = -t_dir                                              # T inversion
+        st = (st if st is not None else 0) - 0.14 * a * r_dir       # ST depression
+    waves.append((0.28, 0.055 * w, t_amp, t_dir))
+    return waves, st
+
+
+def synth_ecg(p: Patient, fs: float, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """One 12-lead ECG [n, 12] in mV (canonical lead order) for patient ``p``."""
+    n = int(round(fs * seconds))
+    t = np.arange(n) / fs
+    rr = 60.0 / (p.heart_rate * rng.uniform(0.95, 1.05))
+    beats = np.arange(rng.uniform(0.2, 0.2 + rr), seconds + 0.4, rr)
+    beats = beats + rng.normal(0, 0.02 * rr, size=beats.size)   # heart-rate variability
+    waves, st = _waves(p, rng)
+    dipole = np.zeros((n, 3))
+    for centre, sigma, amp, direction in waves:
+        shape = np.zeros(n)
+        for b in beats:
+            shape += np.exp(-0.5 * ((t - b - centre) / sigma) ** 2)
+        dipole += np.outer(shape * amp, p.rotation @ direction)
+    if st is not None:   # a smooth plateau from the end of QRS to the T wave
+        plateau = np.zeros(n)
+        for b in beats:
+            x = (t - b - 0.04) / 0.16
+            plateau += np.where((x > 0) & (x < 1), np.sin(np.pi * np.clip(x, 0, 1)) ** 0.5, 0.0)
+        dipole += np.outer(plateau, p.rotation @ st)
+    mains = 50.0 if rng.random() < 0.5 else 60.0
+    potentials = {}
+    for name, vec in _ELECTRODES.items():
+        wander = sum(rng.uniform(0.02, 0.12) * np.sin(2 * np.pi * rng.uniform(0.1, 0.5) * t
+                                                       + rng.uniform(0, 2 * np.pi)) for _ in range(2))
+        hum = rng.uniform(0.002, 0.012) * np.sin(2 * np.pi * mains * t + rng.uniform(0, 2 * np.pi))
+        muscle = rng.normal(0, rng.uniform(0.004, 0.015), size=n)
+        potentials[name] = dipole @ np.asarray(vec) + wander + hum + muscle
+    ra, la, ll = potentials["RA"], potentials["LA"], potentials["LL"]
+    wct = (ra + la + ll) / 3.0
+    leads = [la - ra, ll - ra, ll - la, ra - (la + ll) / 2, la - (ra + ll) / 2, ll - (ra + la) / 2]
+    leads += [potentials[f"V{i}"] - wct for i in range(1, 7)]
+    return np.column_stack(leads).astype(np.float32)
+
+
+def _ecg_plan(patients, max_per_patient, rng):
+    """(patient, ecg index) pairs: some patients have several ECGs (for patient-level contrast)."""
+    plan = []
+    for p in patients:
+        count = 1 + int(rng.integers(0, max_per_patient)) if max_per_patient > 1 else 1
+        plan += [(p, k) for k in range(count)]
+    return plan
+
+
+def _to_adc(signal_mv: np.ndarray, gain: float) -> np.ndarray:
+    return np.clip(np.round(signal_mv * gain), -32767, 32767).astype(np.int16)
+
+
+# --- writers, one per real format -----------------------------------------------------------
+
+_SCP = {  # code -> (description, diagnostic_class, diagnostic_subclass); rhythm SR separately
+    "NORM": ("normal ECG", "NORM", "NORM"),
+    "IMI": ("inferior myocardial infarction", "MI", "IMI"),
+    "AMI": ("anterior myocardial infarction", "MI", "AMI"),
+    "NDT": ("non-diagnostic T abnormalities", "STTC", "STTC"),
+    "ISC_": ("non-specific ischemic", "STTC", "ISC_"),
+    "CRBBB": ("complete right bundle branch block", "CD", "CRBBB"),
+    "CLBBB": ("complete left bundle branch block", "CD", "CLBBB"),
+    "LVH": ("left ventricular hypertrophy", "HYP", "LVH"),
+}
+
+
+def _scp_codes(p: Patient, rng) -> dict:
+    codes = {}
+    if p.labels["MI"]:
+        codes["AMI" if p.mi_territory == "anterior" else "IMI"] = float(rng.choice([50.0, 100.0]))
+    if p.labels["STTC"]:
+        codes[str(rng.choice(["NDT", "ISC_"]))] = 100.0
+    if p.labels["CD"]:
+        codes["CRBBB" if p.cd_kind == "RBBB" else "CLBBB"] = 100.0
+    if p.labels["HYP"]:
+        codes["LVH"] = float(rng.choice([0.0, 50.0, 100.0]))
+    if not codes:
+        codes["NORM"] = 100.0
+    codes["SR"] = 0.0
+    return codes
+
+
+def write_ptbxl(dest, n_patients, seed, fs=500, max_ecgs_per_patient=3, prevalence=None,
+                missing_waveforms=2) -> dict:
+    """PTB-XL layout: ptbxl_database.csv, scp_statements.csv, records500/ and records100/."""
+    dest = Path(dest)
+    rng = np.random.default_rng(seed)
+    patients = make_patients(n_patients, rng, prevalence)
+    folds = {p.patient_id: int(rng.integers(1, 11)) for p in patients}
+    rows = []
+    for ecg_id, (p, _) in enumerate(_ecg_plan(patients, max_ecgs_per_patient, rng), start=1):
+        folder = f"{(ecg_id // 1000) * 1000:05d}"
+        hr, lr = f"records500/{folder}/{ecg_id:05d}_hr", f"records100/{folder}/{ecg_id:05d}_lr"
+        rows.append({"ecg_id": ecg_id, "patient_id": float(p.patient_id), "age": float(p.age),
+                     "sex": 0 if p.male else 1, "scp_codes": str(_scp_codes(p, rng)),
+                     "strat_fold": folds[p.patient_id], "filename_lr": lr, "filename_hr": hr})
+        ecg = synth_ecg(p, fs, 10.0, rng)
+        write_record(dest / Path(hr).parent, Path(hr).name, _to_adc(ecg, 1000), fs, _PTBXL_LEAD_NAMES)
+        low = resample_poly(ecg, 100, int(fs), axis=0)
+        write_record(dest / Path(lr).parent, Path(lr).name, _to_adc(low, 1000), 100, _PTBXL_LEAD_NAMES)
+    # metadata rows whose waveform is absent, as in the real database (records removed in 1.0.3)
+    for k in range(missing_waveforms):
+        ecg_id = len(rows) + 1
+        p = patients[k % len(patients)]
+        rows.append({"ecg_id": ecg_id, "patient_id": float(p.patient_id), "age": float(p.age),
+                     "sex": 0 if p.male else 1, "scp_codes": str({"NORM": 100.0}),
+                     "strat_fold": folds[p.patient_id],
+                     "filename_lr": f"records100/00000/{ecg_id:05d}_lr",
+                     "filename_hr": f"records500/00000/{ecg_id:05d}_hr"})
+    pd.DataFrame(rows).to_csv(dest / "ptbxl_database.csv", index=False)
+    scp = pd.DataFrame([{"": code, "description": d, "diagnostic": 1.0, "form": np.nan, "rhythm": np.nan,
+                         "diagnostic_class": c, "diagnostic_subclass": s} for code, (d, c, s) in _SCP.items()]
+                       + [{"": "SR", "description": "sinus rhythm", "diagnostic": np.nan, "form": np.nan,
+                           "rhythm": 1.0, "diagnostic_class": np.nan, "diagnostic_subclass": np.nan}])
+    scp.to_csv(dest / "scp_statements.csv", index=False)
+    return {"records": len(rows) - missing_waveforms, "metadata_rows": len(rows),
+            "patients": n_patients}
+
+
+def _code_style(dest, n_patients, seed, hdf5_name, trace_file, max_ecgs_per_patient, prevalence,
+                missing_waveforms, with_patient_id=True, label_fn=None):
+    import h5py
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    patients = make_patients(n_patients, rng, prevalence)
+    plan = _ecg_plan(patients, max_ecgs_per_patient, rng)
+    fs, total = 400, 4096
+    tracings, rows = [], []
+    for k, (p, _) in enumerate(plan):
+        seconds = 10.0 if rng.random() < 0.8 else 7.0
+        ecg = synth_ecg(p, fs, seconds, rng)
+        pad = total - ecg.shape[0]
+        tracings.append(np.pad(ecg, ((pad // 2, pad - pad // 2), (0, 0))))
+        row = {"exam_id": 100000 + 7 * k, "age": p.age, "is_male": p.male,
+               "nn_predicted_age": round(p.age + rng.normal(0, 5), 1)}
+        row.update(label_fn(p))
+        if with_patient_id:
+            row["patient_id"] = p.patient_id
+        row["trace_file"] = trace_file
+        rows.append(row)
+    order = rng.permutation(len(plan))                    # HDF5 rows are not in CSV order
+    kept = order[: len(order) - missing_waveforms]        # CSV rows with no waveform
+    ids = np.array([rows[i]["exam_id"] for i in kept] + [0], dtype=np.int64)   # + dummy row
+    data = np.stack([tracings[i] for i in kept] + [np.zeros((total, 12), np.float32)])
+    with h5py.File(dest / hdf5_name, "w") as f:
+        f.create_dataset("tracings", data=data.astype(np.float32))
+        f.create_dataset("exam_id", data=ids)
+    pd.DataFrame(rows).to_csv(dest / "exams.csv", index=False)
+    return {"records": len(kept), "metadata_rows": len(rows), "patients": n_patients}
+
+
+def write_code15(dest, n_patients, seed, max_ecgs_per_patient=2, prevalence=None, missing_waveforms=1,
+                 fs=400):
+    """CODE-15% layout: exams.csv + exams_part0.hdf5 (tracings N x 4096 x 12 at 400 Hz, exam_id)."""
+    def labels(p):
+        return {"1dAVb": False, "RBBB": p.labels["CD"] and p.cd_kind == "RBBB",
+                "LBBB": p.labels["CD"] and p.cd_kind == "LBBB", "SB": p.heart_rate < 60, "AF": False,
+                "ST": p.heart_rate > 100, "normal_ecg": not any(p.labels.values()),
+                "death": False, "timey": 5.0}
+    return _code_style(dest, n_patients, seed, "exams_part0.hdf5", "exams_part0.hdf5",
+                       max_ecgs_per_patient, prevalence, missing_waveforms, label_fn=labels)
+
+
+def write_samitrop(dest, n_patients, seed, max_ecgs_per_patient=1, prevalence=None, missing_waveforms=0,
+                   fs=400):
+    """SaMi-Trop layout: exams.csv (exam_id, age, is_male, death, timey, ...) + exams.hdf5."""
+    def labels(p):
+        return {"normal_ecg": not any(p.labels.values()), "death": bool(p.labels["HYP"]), "timey": 2.0}
+    return _code_style(dest, n_patients, seed, "exams.hdf5", "exams.hdf5", 1, prevalence,
+                       missing_waveforms, with_patient_id=False, label_fn=labels)
+
+
+def write_mimic(dest, n_patients, seed, max_ecgs_per_patient=3, prevalence=None, missing_waveforms=1,
+                fs=500):
+    """MIMIC-IV-ECG layout: record_list.csv + files/pNNNN/pSUBJECT/sSTUDY/STUDY.{hea,dat}, gain 200."""
+    dest = Path(dest)
+    rng = np.random.default_rng(seed)
+    patients = make_patients(n_patients, rng, prevalence)
+    rows = []
+    for k, (p, _) in enumerate(_ecg_plan(patients, max_ecgs_per_patient, rng)):
+        subject, study = 10000000 + p.patient_id, 40000000 + k
+        path = f"files/p{str(subject)[:4]}/p{subject}/s{study}/{study}"
+        rows.append({"subject_id": subject, "study_id": study, "file_name": study,
+                     "ecg_time": "2180-01-01 00:00:00", "path": path})
+        if k < missing_waveforms:
+            continue
+        ecg = synth_ecg(p, fs, 10.0, rng)
+        names = ["I", "II", "III", "aVR", "aVF", "aVL", "V1", "V2", "V3", "V4", "V5", "V6"]
+        order = [_STANDARD_NAMES.index(n) for n in names]   # MIMIC stores aVF before aVL
+        write_record(dest / Path(path).parent, str(study), _to_adc(ecg[:, order], 200), fs, names,
+                     gain=200.0)
+    dest.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(dest / "record_list.csv", index=False)
+    return {"records": len(rows) - missing_waveforms, "metadata_rows": len(rows), "patients": n_patients}
+
+
+def write_ikem(dest, n_patients, seed, max_ecgs_per_patient=3, prevalence=None, missing_waveforms=0,
+               fs=500, uv_per_count=4.88):
+    """IKEM layout: an HDF5 file (exam_id, hashes, real_lengths, tracings N x 4096 x 8 int16 at
+    ``uv_per_count`` uV/unit; leads I, II, V1-V6) + exams.csv (exam_id -> patient_id).
+
+    As ``IKEMReader`` interprets the format: 10 s recorded at ``fs`` (``real_lengths`` = 5000)
+    stored as 4096 rows spanning those 10 s."""
+    import hashlib
+
+    import h5py
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    patients = make_patients(n_patients, rng, prevalence)
+    stored = [0, 1, 6, 7, 8, 9, 10, 11]
+    ids, hashes, lengths, tracings, rows = [], [], [], [], []
+    for k, (p, _) in enumerate(_ecg_plan(patients, max_ecgs_per_patient, rng)):
+        ecg = synth_ecg(p, 4096 / 10.0, 10.0, rng)[:, stored]
+        counts = np.clip(np.round(ecg * 1000.0 / uv_per_count), -32767, 32767).astype(np.int16)
+        ids.append(500000 + k)
+        lengths.append(int(10 * fs))
+        hashes.append(hashlib.sha1(counts.tobytes()).hexdigest())
+        tracings.append(counts)
+        rows.append({"exam_id": 500000 + k, "patient_id": f"P{p.patient_id}"})
+    with h5py.File(dest / "ikem_part0.h5", "w") as f:
+        f.create_dataset("exam_id", data=np.array(ids, dtype=np.int64))
+        f.create_dataset("hashes", data=np.array(hashes, dtype="S40"))
+        f.create_dataset("real_lengths", data=np.array(lengths, dtype=np.int64))
+        f.create_dataset("tracings", data=np.stack(tracings))
+    pd.DataFrame(rows).to_csv(dest / "exams.csv", index=False)
+    return {"records": len(ids), "metadata_rows": len(ids), "patients": n_patients}
+
+
+def ukb_xml(eid: int, ecg_mv: np.ndarray, fs: int, age: int, male: bool, uv_per_count: float = 5.0) -> str:
+    """A GE CardioSoft-style resting ECG export as UK Biobank distributes it (field 20205)."""
+    counts = np.round(ecg_mv * 1000.0 / uv_per_count).astype(int)
+    names = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+    waves = "\n".join(f'      <WaveformData lead="{name}">{",".join(map(str, counts[:, j]))}</WaveformData>'
+                      for j, name in enumerate(names))
+    return f"""<?xml version="1.0" encoding="ISO-8859-1"?>
+<CardiologyXML>
+  <ObservationType>RestECG</ObservationType>
+  <PatientInfo>
+    <PID>{eid}</PID>
+    <Age units="years">{age}</Age>
+    <Gender>{'MALE' if male else 'FEMALE'}</Gender>
+  </PatientInfo>
+  <StripData>
+    <NumberOfLeads>12</NumberOfLeads>
+    <SampleRate units="Hz">{fs}</SampleRate>
+    <ChannelSampleCountTotal>{counts.shape[0]}</ChannelSampleCountTotal>
+    <Resolution units="uVperLsb">{uv_per_count:g}</Resolution>
+{waves}
+  </StripData>
+</CardiologyXML>
+"""
+
+
+def write_ukb(dest, n_patients, seed, max_ecgs_per_patient=1, prevalence=None, missing_waveforms=0, fs=500):
+    """UK Biobank layout: one ``<eid>_20205_<instance>_0.xml`` per ECG."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    patients = make_patients(n_patients, rng, prevalence)
+    count = 0
+    for p, k in _ecg_plan(patients, max_ecgs_per_patient, rng):
+        eid = 1000000 + p.patient_id
+        xml = ukb_xml(eid, synth_ecg(p, fs, 10.0, rng), fs, p.age, p.male)
+        (dest / f"{eid}_20205_{2 + k}_0.xml").write_text(xml, encoding="latin-1")
+        count += 1
+    return {"records": count, "metadata_rows": count, "patients": n_patients}
+
+
+def write_wfdb_folder(dest, n_patients, seed, max_ecgs_per_patient=1, prevalence=None,
+                      missing_waveforms=0, fs=500):
+    """A CinC-2021-style folder: ``<name>.hea`` + ``<name>.mat`` with Age/Sex/Dx comments."""
+    dest = Path(dest)
+    rng = np.random.default_rng(seed)
+    patients = make_patients(n_patients, rng, prevalence)
+    count = 0
+    for p, _ in _ecg_plan(patients, max_ecgs_per_patient, rng):
+        write_record(dest, f"S{count:05d}", _to_adc(synth_ecg(p, fs, 10.0, rng), 1000), fs,
+                     _STANDARD_NAMES, comments=[f"Age: {p.age}", f"Sex: {'Male' if p.male else 'Female'}",
+                                                "Dx: 426783006"], mat=True)
+        count += 1
+    return {"records": count, "metadata_rows": count, "patients": n_patients}
+
+
+WRITERS = {"ptbxl": write_ptbxl, "code15": write_code15, "samitrop": write_samitrop,
+           "mimic": write_mimic, "ikem": write_ikem, "ukb": write_ukb, "wfdb": write_wfdb_folder}
+
+
+def write_demo_source(layout: str, dest, n_patients: int, seed: int, **options) -> dict:
+    """Write a demo archive of ``layout`` (a reader name) to ``dest``; returns counts."""
+    if layout not in WRITERS:
+        raise ValueError(f"no demo writer for {layout!r}; known: {', '.join(WRITERS)}")
+    counts = WRITERS[layout](dest, n_patients=n_patients, seed=seed, **options)
+    (Path(dest) / "DEMO.json").write_text(json.dumps({"layout": layout, "seed": seed, **counts}) + "\n")
+    return counts
