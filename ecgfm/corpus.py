@@ -78,6 +78,9 @@ def standardize_source(reader, out_dir, source: str, settings: Settings, shard_s
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_shards(out_dir)
     items, rejected = reader.items()
+    if not items:
+        raise SourceError(f"{source}: none of the {len(rejected)} metadata rows has a waveform under "
+                          f"{getattr(reader, 'root', '?')} (e.g. {rejected[0][1] if rejected else 'no rows'})")
     quarantine = [{"record_id": rid, "source": source, "reason": reason} for rid, reason in rejected]
     n_in = len(items) + len(rejected)
     log.info("%s: %d records with a waveform, %d metadata rows without", source, len(items), len(rejected))
@@ -117,8 +120,9 @@ def standardize_source(reader, out_dir, source: str, settings: Settings, shard_s
     flagged_by_check = Counter(_reason_kind(r) for r in manifest.get("qc_failed", []) if r)
     qc = settings.qc
     if n_in >= qc.source_check_min_records:
+        # a partial copy (metadata rows without waveforms) is legitimate: only the checks count
         for check, count in (quarantined_by_check + flagged_by_check).most_common():
-            if count > qc.source_failure_fraction * n_in:
+            if check != "no waveform" and count > qc.source_failure_fraction * n_in:
                 remove_shards(out_dir)
                 example = next(r for r in list(quarantined["reason"]) + list(manifest.get("qc_failed", []))
                                if r and _reason_kind(r) == check)
