@@ -134,9 +134,15 @@ def read_header(path: str | Path) -> Header:
     return parse_header(text, where=str(path))
 
 
-def _decode(raw: bytes, fmt: str, n_cols: int) -> np.ndarray:
-    """Bytes of one signal file -> int64 array [n_samples, n_cols]; invalid samples -> INT64 min."""
+def _decode(raw: bytes, fmt: str, n_cols: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Bytes of one signal file -> (integer array [n_samples, n_cols], mask of invalid samples or None)."""
     dtype, _, invalid, offset = _FORMATS[fmt]
+    if fmt in ("16", "61", "32"):      # the common case: one view, no copy
+        itemsize = np.dtype(dtype).itemsize
+        vals = np.frombuffer(raw, dtype=dtype, count=len(raw) // itemsize)
+        vals = vals[: vals.size // n_cols * n_cols].reshape(-1, n_cols)
+        bad = vals == invalid
+        return vals, (bad if bad.any() else None)
     if fmt == "212":
         b = np.frombuffer(raw[: len(raw) // 3 * 3], dtype=np.uint8).reshape(-1, 3).astype(np.int64)
         first = b[:, 0] | ((b[:, 1] & 0x0F) << 8)
@@ -153,7 +159,8 @@ def _decode(raw: bytes, fmt: str, n_cols: int) -> np.ndarray:
         vals = np.frombuffer(raw[: len(raw) // itemsize * itemsize], dtype=dtype).astype(np.int64) - offset
     n = vals.size // n_cols
     vals = vals[: n * n_cols].reshape(n, n_cols)
-    return np.where(vals == invalid, np.iinfo(np.int64).min, vals)
+    bad = vals == invalid
+    return vals, (bad if bad.any() else None)
 
 
 def read_signal(header: Header, directory: str | Path) -> np.ndarray:
@@ -172,7 +179,7 @@ def read_signal(header: Header, directory: str | Path) -> np.ndarray:
                 raw = fh.read()
         except OSError as exc:
             raise WfdbError(f"cannot read signal file {path}: {exc.strerror}") from exc
-        digital = _decode(raw, fmt, len(cols))
+        digital, invalid = _decode(raw, fmt, len(cols))
         expected = n if n is not None else digital.shape[0]
         if digital.shape[0] < expected:
             need = int(expected * len(cols) * _FORMATS[fmt][1])
@@ -183,13 +190,12 @@ def read_signal(header: Header, directory: str | Path) -> np.ndarray:
             out = np.empty((expected, header.n_signals), dtype=np.float32)
         elif out.shape[0] != expected:
             raise WfdbError(f"signal files of {header.record_name} disagree on the number of samples")
-        invalid = digital == np.iinfo(np.int64).min
-        for j, col in enumerate(cols):
-            spec = header.signals[col]
-            phys = (digital[:, j] - spec.baseline) / spec.gain
-            if invalid[:, j].any():
-                phys = np.where(invalid[:, j], np.nan, phys)
-            out[:, col] = phys
+        baseline = np.array([header.signals[c].baseline for c in cols], dtype=np.float32)
+        gain = np.array([header.signals[c].gain for c in cols], dtype=np.float32)
+        phys = (digital.astype(np.float32) - baseline) / gain
+        if invalid is not None:
+            phys[invalid[:expected]] = np.nan
+        out[:, cols] = phys
     return out
 
 

@@ -103,3 +103,12 @@ def test_keep_flagged_keeps_quality_failures_with_their_reason():
         standardize_record(ecg, 500, list(CANONICAL_LEADS), "mV", Settings())
     out, qc = standardize_record(ecg, 500, list(CANONICAL_LEADS), "mV", Settings(keep_flagged=True))
     assert "flat lead" in qc["qc_failed"] and out.shape == (12, 2500)
+
+
+def test_peak_to_peak_by_hand():
+    from ecgfm.standardize import peak_to_peak_mv
+    x = np.zeros((3, 201))
+    x[0, :] = np.linspace(-1, 1, 201)      # ranks 1 and 199 of 201 (tail 0.005) -> -0.99 .. 0.99
+    x[1, :] = np.linspace(0, 4, 201)       # 0.02 .. 3.98
+    x[2, 100] = 50.0                       # a single spike is ignored: 0
+    assert peak_to_peak_mv(x) == pytest.approx(1.98)
