@@ -15,8 +15,10 @@ include: "rules/common.smk"
 include: "rules/download.smk"
 include: "rules/demo.smk"
 include: "rules/standardize.smk"
+include: "rules/pretrain.smk"
 
 
 rule all:
     input:
         standardized_outputs(),
+        pretrained_encoders(),

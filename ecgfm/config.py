@@ -96,3 +96,33 @@ def raw_origin(config: dict, source: str) -> str:
 def standardize_block(config: dict, source: str) -> dict:
     """The global ``standardize`` block with the source's own overrides applied."""
     return deep_merge(config["standardize"], config["sources"][source].get("standardize", {}))
+
+
+def model_name(method: str, patch: int, depth: int, width: int) -> str:
+    return f"{method}_p{patch}_d{depth}_e{width}"
+
+
+def pretrain_grid(config: dict) -> list[str]:
+    """Every model name of the configured grid (the paper's: 81)."""
+    p = config["pretrain"]
+    return [model_name(m, pa, d, w) for m in p["methods"] for pa in p["patch_sizes"]
+            for d in p["depths"] for w in p["widths"]]
+
+
+def pretrain_settings(config: dict, method: str, patch: int, depth: int, width: int) -> dict:
+    """Everything one pretraining job needs, as a flat dict (what ``ecgfm.pretrain`` reads)."""
+    p, std = config["pretrain"], config["standardize"]
+    keys = ("mask_ratio", "temperature", "recon_target", "augment", "batch_size", "steps", "lr",
+            "betas", "weight_decay", "warmup_steps", "grad_clip", "checkpoint_every", "block_shards",
+            "num_workers", "dynamic_weights", "include_ptbxl_folds")
+    return {
+        "name": model_name(method, patch, depth, width), "method": method,
+        "weights": dict(p["objectives"][method]), "seed": config["seed"],
+        "fs": std["fs"], "seconds": std["seconds"], "leads": list(std["leads"]),
+        "architecture": {"patch": int(patch), "depth": int(depth), "width": int(width),
+                         "head_dim": p["head_dim"], "mlp_ratio": p["mlp_ratio"],
+                         "leads": len(std["leads"]), "n_samples": int(round(std["fs"] * std["seconds"])),
+                         "decoder_width": p["decoder"]["width"], "decoder_depth": p["decoder"]["depth"],
+                         "projection_dim": p["projection_dim"]},
+        **{k: p[k] for k in keys},
+    }

@@ -1,5 +1,8 @@
 # Input helpers: small functions that turn the config into file names. No computation here.
-from ecgfm.config import enabled_sources, raw_dir, raw_origin, standardize_block
+from snakemake.logging import logger
+
+from ecgfm.config import (enabled_sources, pretrain_grid, pretrain_settings, raw_dir, raw_origin,
+                          standardize_block)
 
 RESULTS = config["results"]
 SOURCES = enabled_sources(config)
@@ -7,6 +10,10 @@ SOURCES = enabled_sources(config)
 
 wildcard_constraints:
     source="|".join(SOURCES) or "no-source-enabled",
+    method="GL|CL|HL",
+    patch=r"\d+",
+    depth=r"\d+",
+    width=r"\d+",
 
 
 def raw_input(wildcards):
@@ -20,3 +27,22 @@ def raw_input(wildcards):
 
 def standardized_outputs():
     return expand(f"{RESULTS}/standardized/{{source}}/manifest.parquet", source=SOURCES)
+
+
+def pretrain_sources():
+    """The pretraining corpus: the enabled sources among ``pretrain.corpus``."""
+    missing = [s for s in config["pretrain"]["corpus"] if s not in SOURCES]
+    if missing:
+        logger.warning(f"pretraining corpus: {', '.join(missing)} not enabled, left out")
+    return [s for s in config["pretrain"]["corpus"] if s in SOURCES]
+
+
+def pretrain_manifests(wildcards):
+    sources = pretrain_sources()
+    if config["pretrain"]["include_ptbxl_folds"]:
+        sources = sources + ["ptbxl"]
+    return expand(f"{RESULTS}/standardized/{{source}}/manifest.parquet", source=sources)
+
+
+def pretrained_encoders():
+    return expand(f"{RESULTS}/pretrain/{{name}}/encoder.safetensors", name=pretrain_grid(config))

@@ -31,3 +31,27 @@ def ptbxl_real(tmp_path_factory):
     dest = tmp_path_factory.mktemp("ptbxl")
     subprocess.run([sys.executable, str(unpack), str(dest)], check=True, capture_output=True)
     return dest
+
+
+@pytest.fixture(scope="session")
+def demo_shards(tmp_path_factory):
+    """A standardized demo PTB-XL corpus (about 150 records of 80 patients) for pretraining tests."""
+    from ecgfm.corpus import standardize_source
+    from ecgfm.demo import write_demo_source
+    from ecgfm.readers import make_reader
+    from ecgfm.standardize import Settings
+    root = tmp_path_factory.mktemp("demo-shards")
+    write_demo_source("ptbxl", root / "raw", n_patients=80, seed=4, max_ecgs_per_patient=3)
+    standardize_source(make_reader("ptbxl", root / "raw", "ptbxl"), root / "std", "ptbxl",
+                       Settings(expected_fs=500), shard_size=40, threads=2, progress=False)
+    return root / "std"
+
+
+def tiny_pretrain_settings(method="HL", **overrides):
+    from ecgfm.config import load_config, pretrain_settings
+    settings = pretrain_settings(load_config(REPO / "config.yaml"), method, 250, 1, 32)
+    settings["architecture"].update(head_dim=16, decoder_width=16, decoder_depth=1, projection_dim=8)
+    settings.update(batch_size=16, steps=24, warmup_steps=4, checkpoint_every=8, num_workers=0,
+                    tensorboard=False, lr=2e-3)
+    settings.update(overrides)
+    return settings

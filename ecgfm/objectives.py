@@ -1,0 +1,75 @@
+"""The pretraining objectives of the paper (section 3.2, equations 1-3).
+
+* ``reconstruction_loss``: L1 between predicted and true patches, on the masked patches only
+  (equation 1). Targets are the standardized signal in mV (``target: raw``), or each patch
+  normalised by its own mean and standard deviation per lead (``target: patch_norm``, MAE's
+  "norm_pix"), which removes amplitude from the target: keep ``raw`` where amplitude carries the
+  diagnosis (hypertrophy).
+* ``info_nce``: InfoNCE with temperature over L2-normalised projections (equation 2): the positive
+  of row i of ``z1`` is row i of ``z2``, every other row of ``z2`` (across all ranks under DDP)
+  is a negative; symmetrised over the two directions.
+* ``hybrid_loss``: w_recon * L_recon + w_patient * L_patient + w_sample * L_sample (equation 3),
+  the paper's 1:1:1 by default. ``UncertaintyWeights`` learns the weights instead (Kendall et
+  al. 2018: sum of exp(-s_k) L_k + s_k), an option the paper's limitations section asks for.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def reconstruction_loss(pred, target, mask, target_mode: str = "raw", leads: int = 12):
+    """Mean L1 over masked patches. pred/target [B, N, L*P], mask [B, N] (1 = masked)."""
+    if target_mode == "patch_norm":
+        b, n, lp = target.shape
+        t = target.view(b, n, leads, lp // leads)
+        t = (t - t.mean(-1, keepdim=True)) / (t.std(-1, keepdim=True) + 1e-6)
+        target = t.view(b, n, lp)
+    elif target_mode != "raw":
+        raise ValueError(f"unknown reconstruction target {target_mode!r}")
+    per_patch = (pred - target).abs().mean(dim=-1)                   # [B, N]
+    return (per_patch * mask).sum() / mask.sum().clamp_min(1)
+
+
+def gather_with_grad(z):
+    """All ranks' rows of ``z`` concatenated, gradients flowing back to each rank's own rows."""
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return z, 0
+    from torch.distributed.nn.functional import all_gather
+    return torch.cat(all_gather(z), dim=0), dist.get_rank() * z.shape[0]
+
+
+def info_nce(z1, z2, temperature: float):
+    """Symmetric InfoNCE for L2-normalised z1, z2 [B, K]; negatives gathered across ranks."""
+    all1, offset = gather_with_grad(z1)
+    all2, _ = gather_with_grad(z2)
+    targets = torch.arange(z1.shape[0], device=z1.device) + offset
+    logits_12 = z1 @ all2.T / temperature                            # [B, world*B]
+    logits_21 = z2 @ all1.T / temperature
+    return (F.cross_entropy(logits_12, targets) + F.cross_entropy(logits_21, targets)) / 2
+
+
+def hybrid_loss(parts: dict, weights: dict):
+    """Weighted sum of the named loss parts (those with weight 0 may be absent)."""
+    total = 0.0
+    for name, w in weights.items():
+        if w:
+            total = total + w * parts[name]
+    return total
+
+
+class UncertaintyWeights(nn.Module):
+    """Learned weights: L = sum_k exp(-s_k) * L_k + s_k, with one log-variance s_k per part."""
+
+    def __init__(self, names):
+        super().__init__()
+        self.names = list(names)
+        self.log_vars = nn.Parameter(torch.zeros(len(self.names)))
+
+    def forward(self, parts: dict):
+        total = 0.0
+        for k, name in enumerate(self.names):
+            total = total + torch.exp(-self.log_vars[k]) * parts[name] + self.log_vars[k]
+        return total

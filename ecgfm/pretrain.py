@@ -1,0 +1,311 @@
+"""Pretraining one model of the grid: GL, CL or HL at one (patch, depth, width).
+
+One loop, plainly visible (in the manner of nanoGPT's train.py): settings, data, model,
+optimizer, then the loop with logging, checkpoints and the stop signals.
+
+* Objectives by weights (config ``pretrain.objectives``): GL = reconstruction only,
+  CL = patient-level + sample-level InfoNCE, HL = all three (equation 3).
+* AdamW, linear warmup then cosine decay, gradient clipping, bf16 autocast on CUDA (fp32 on CPU).
+* Every random draw of a step (augmentations, masks) comes from a generator seeded by
+  (seed, step, rank), and the data order from (seed, epoch): a resumed run is the same run.
+* A checkpoint (model, optimizer, scheduler, sampler position, RNG states) every
+  ``checkpoint_every`` steps and at the end, written to a temporary name and renamed. Rerunning
+  resumes from it by itself. SIGTERM or SIGUSR1 (SLURM's warning before a time limit or a
+  preemption) -> checkpoint at the end of the current step, then exit with code 75 (EX_TEMPFAIL)
+  so that the scheduler's retry resumes.
+* A non-finite loss stops the run with ``NonFiniteLoss``; the last checkpoint stays as it was.
+* Metrics per step to ``metrics.csv`` (and TensorBoard when installed), a progress bar, samples/s.
+* DDP under torchrun: each rank draws its slice of every global batch; InfoNCE negatives are
+  gathered across ranks with gradients (``ecgfm.objectives.gather_with_grad``).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .augment import make_view
+from .model import Architecture, ECGFoundationModel, crop_to_patches
+from .objectives import UncertaintyWeights, hybrid_loss, info_nce, reconstruction_loss
+from .pretrain_data import PairDataset, PatientPairSampler, PretrainCorpus
+
+EXIT_RESUBMIT = 75
+PARTS = ("recon", "patient", "sample")
+
+
+class NonFiniteLoss(FloatingPointError):
+    pass
+
+
+class PretrainObjective(nn.Module):
+    """Model + loss in one ``forward`` (so DDP sees one forward per step)."""
+
+    def __init__(self, model: ECGFoundationModel, settings: dict):
+        super().__init__()
+        self.model, self.s = model, settings
+        weights = settings["weights"]
+        self.learned = UncertaintyWeights([p for p in PARTS if weights[p]]) \
+            if settings.get("dynamic_weights") else None
+
+    def forward(self, x, views, noise):
+        """x [B, L, T] clean anchors; views: dict of augmented batches; noise [B, N] for masking."""
+        s, w, parts = self.s, self.s["weights"], {}
+        if w["recon"]:
+            tokens, mask, restore = self.model.forward_encoder(x, s["mask_ratio"], noise)
+            pred = self.model.forward_decoder(tokens, restore)
+            target = self.model.patchify(crop_to_patches(x, self.model.arch.patch))
+            parts["recon"] = reconstruction_loss(pred.float(), target, mask, s["recon_target"])
+        if w["patient"] or w["sample"]:
+            names = [n for n in ("a", "b", "c") if n in views]
+            z = self.model.project(torch.cat([views[n] for n in names])).float()
+            z = dict(zip(names, z.chunk(len(names))))
+            if w["sample"]:
+                parts["sample"] = info_nce(z["a"], z["b"], s["temperature"])
+            if w["patient"]:
+                parts["patient"] = info_nce(z["a"], z["c"], s["temperature"])
+        total = self.learned(parts) if self.learned is not None else hybrid_loss(parts, w)
+        return total, parts
+
+
+def lr_at(step: int, base_lr: float, warmup: int, total: int, min_ratio: float = 0.01) -> float:
+    """Linear warmup to ``base_lr``, then cosine decay to ``min_ratio * base_lr`` at ``total``."""
+    if step < warmup:
+        return base_lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base_lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _atomic_save(obj, path: Path):
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class _StopFlag:
+    """Set by SIGTERM/SIGUSR1; the loop checkpoints and exits at the end of the step."""
+
+    def __init__(self):
+        self.signum = None
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+
+def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provenance: dict | None = None,
+             progress: bool = True) -> dict:
+    """Train one model; writes encoder.safetensors, config.json, metrics.csv, checkpoints/last.pt."""
+    # --- distributed, device, seeds ---------------------------------------------------------------
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if distributed:
+        import torch.distributed as dist
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+    else:
+        rank, world = 0, 1
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    seed = int(settings["seed"])
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    random.seed(seed)
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoints"
+    if rank == 0:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+
+    # --- data ---------------------------------------------------------------------------------------
+    corpus = PretrainCorpus(source_dirs, ptbxl_dir, settings.get("include_ptbxl_folds", ()))
+    sampler = PatientPairSampler(corpus.patient, corpus.shard, settings["batch_size"], seed,
+                                 settings["block_shards"], rank, world)
+
+    # --- model, optimizer ---------------------------------------------------------------------------
+    arch = Architecture(**settings["architecture"])
+    model = ECGFoundationModel(arch).to(device)
+    objective = PretrainObjective(model, settings).to(device)
+    decay = [p for n, p in objective.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in objective.named_parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings["weight_decay"]},
+                                   {"params": no_decay, "weight_decay": 0.0}],
+                                  lr=settings["lr"], betas=tuple(settings["betas"]))
+    steps, warmup = int(settings["steps"]), int(settings["warmup_steps"])
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_at(step, 1.0, warmup, steps))
+    train_module = objective
+    if distributed:
+        unused = not all(settings["weights"][p] for p in PARTS)
+        train_module = nn.parallel.DistributedDataParallel(
+            objective, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=unused)
+
+    # --- resume -------------------------------------------------------------------------------------
+    step = 0
+    last = ckpt_dir / "last.pt"
+    if last.exists():
+        state = torch.load(last, map_location=device, weights_only=False)
+        objective.load_state_dict(state["objective"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        sampler.load_state_dict(state["sampler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
+        step = int(state["step"])
+        print(f"resumed from {last} at step {step}", file=sys.stderr)
+    metrics_path = out / "metrics.csv"
+    fields = ["step", "epoch", "lr", "loss", *[f"loss_{p}" for p in PARTS], "samples_per_s", "elapsed_s"]
+    if rank == 0:
+        rows = []
+        if step and metrics_path.exists():      # drop rows past the checkpoint: they are redone
+            with open(metrics_path) as fh:
+                rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= step]
+        with open(metrics_path, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fields)
+            writer.writeheader()
+            writer.writerows(rows)
+    tb = None
+    if rank == 0 and settings.get("tensorboard", True):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            tb = SummaryWriter(str(out / "tensorboard"))
+        except ImportError:
+            tb = None
+
+    def save_checkpoint():
+        if rank != 0:
+            return
+        _atomic_save({"objective": objective.state_dict(), "optimizer": optimizer.state_dict(),
+                      "scheduler": scheduler.state_dict(), "sampler": sampler_state, "step": step,
+                      "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
+                              "python": random.getstate()},
+                      "architecture": arch.to_dict()}, last)
+
+    # --- the loop -----------------------------------------------------------------------------------
+    loader = torch.utils.data.DataLoader(
+        PairDataset(corpus), sampler=sampler, batch_size=None, num_workers=settings["num_workers"],
+        pin_memory=device.type == "cuda", persistent_workers=False,
+        prefetch_factor=4 if settings["num_workers"] else None)
+    stop = _StopFlag()
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" \
+        else torch.autocast("cpu", enabled=False)
+    fs = float(settings["fs"])
+    sampler_state = sampler.state_dict()
+    bar = None
+    if progress and rank == 0:
+        from tqdm import tqdm
+        bar = tqdm(total=steps, initial=step, desc=f"pretrain {settings['name']}", unit="step",
+                   mininterval=2)
+    started, window_start, window_samples = time.perf_counter(), time.perf_counter(), 0
+    objective.train()
+    batches = iter(loader)
+    while step < steps:
+        batch = next(batches)
+        x = batch["anchor"].to(device, non_blocking=True)
+        gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + step * 7919 + rank)
+        views = {}
+        w = settings["weights"]
+        if w["sample"] or w["patient"]:
+            views["a"] = make_view(x, gen, settings["augment"], fs)
+        if w["sample"]:
+            views["b"] = make_view(x, gen, settings["augment"], fs)
+        if w["patient"]:
+            views["c"] = make_view(batch["partner"].to(device, non_blocking=True), gen,
+                                   settings["augment"], fs)
+        noise = torch.rand((x.shape[0], arch.n_patches), generator=gen, device=device)
+        with autocast:
+            loss, parts = train_module(x, views, noise)
+        if not torch.isfinite(loss):
+            raise NonFiniteLoss(f"loss is {loss.item()} at step {step} ({ {k: float(v) for k, v in parts.items()} }); "
+                                f"the last good checkpoint ({last}) is kept")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if settings["grad_clip"]:
+            nn.utils.clip_grad_norm_(objective.parameters(), settings["grad_clip"])
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        epoch, index = batch["position"]
+        sampler_state = {"epoch": int(epoch), "batch": int(index) + 1, "seed": seed}
+        window_samples += x.shape[0] * world
+        if rank == 0:
+            now = time.perf_counter()
+            row = {"step": step, "epoch": int(epoch), "lr": scheduler.get_last_lr()[0],
+                   "loss": loss.item(), **{f"loss_{p}": parts[p].item() if p in parts else "" for p in PARTS},
+                   "samples_per_s": round(window_samples / max(now - window_start, 1e-9), 1),
+                   "elapsed_s": round(now - started, 2)}
+            with open(metrics_path, "a", newline="") as fh:
+                csv.DictWriter(fh, fields).writerow(row)
+            if tb is not None:
+                for key in ("loss", "lr", "samples_per_s"):
+                    tb.add_scalar(key, row[key], step)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['loss']:.4f}", sps=row["samples_per_s"])
+            window_start, window_samples = now, 0
+        if step % settings["checkpoint_every"] == 0 or step == steps:
+            save_checkpoint()
+        if stop.signum is not None:
+            save_checkpoint()
+            print(f"signal {stop.signum}: checkpoint written at step {step}; exiting for resubmission",
+                  file=sys.stderr)
+            sys.exit(EXIT_RESUBMIT)
+    if bar is not None:
+        bar.close()
+
+    # --- outputs --------------------------------------------------------------------------------------
+    summary = {}
+    if rank == 0:
+        from safetensors.torch import save_file
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.encoder_state_dict().items()},
+                  str(out / "encoder.safetensors"))
+        summary = {
+            "format": "ecgfm-encoder/1",
+            "name": settings["name"],
+            "architecture": arch.to_dict(),
+            "preprocessing": {"fs": settings["fs"], "seconds": settings["seconds"],
+                              "leads": settings["leads"], "unit": "mV",
+                              "crop": "centre crop to a multiple of the patch size (ecgfm.model.fit_length)",
+                              "pooling": "mean of the encoder's patch tokens"},
+            "objective": {"method": settings["method"], "weights": settings["weights"],
+                          "dynamic_weights": bool(settings.get("dynamic_weights")),
+                          "mask_ratio": settings["mask_ratio"], "temperature": settings["temperature"],
+                          "recon_target": settings["recon_target"]},
+            "training": {k: settings[k] for k in ("steps", "batch_size", "lr", "weight_decay",
+                                                  "warmup_steps", "grad_clip", "seed")},
+            "data": {"sources": corpus.sources, "records": len(corpus),
+                     "patients": int(corpus.patient.max() + 1),
+                     "ptbxl_folds": list(settings.get("include_ptbxl_folds", ()))},
+            "provenance": {"commit": _git_commit(), "torch": torch.__version__, **(provenance or {})},
+            "world_size": world,
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        }
+        (out / "config.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if distributed:
+        import torch.distributed as dist
+        dist.barrier()
+        dist.destroy_process_group()
+    return summary

@@ -1,0 +1,83 @@
+"""Model and objectives against hand-computed cases."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ecgfm.model import Architecture, ECGFoundationModel, crop_to_patches, fit_length
+from ecgfm.objectives import (UncertaintyWeights, hybrid_loss, info_nce, reconstruction_loss)
+
+
+def small(patch=125, **kw):
+    return ECGFoundationModel(Architecture(patch=patch, depth=2, width=32, head_dim=16, decoder_width=16,
+                                           decoder_depth=1, projection_dim=8, **kw))
+
+
+def test_patch_geometry():
+    assert fit_length(2500, 60) == 2460 and fit_length(2500, 125) == 2500 and fit_length(2500, 250) == 2500
+    x = torch.arange(2500.0).view(1, 1, 2500)
+    assert crop_to_patches(x, 60)[0, 0, 0].item() == 20 and crop_to_patches(x, 60).shape[-1] == 2460
+    assert small(60).arch.n_patches == 41 and small(250).arch.n_patches == 10
+
+
+def test_patchify_round_trip_and_layout():
+    model = small(125)
+    x = torch.randn(2, 12, 2500)
+    p = model.patchify(x)
+    assert p.shape == (2, 20, 12 * 125)
+    assert torch.equal(p[1, 3, 125 * 5 : 125 * 6], x[1, 5, 375:500])    # patch 3, lead 5
+    assert torch.equal(model.unpatchify(p), x)
+
+
+@pytest.mark.parametrize("ratio", [0.5, 0.75, 0.9])
+def test_masking_keeps_the_configured_ratio_and_encoder_sees_only_unmasked(ratio):
+    model = small(125)
+    x = torch.randn(3, 12, 2500)
+    noise = torch.rand(3, 20)
+    tokens, mask, restore = model.forward_encoder(x, ratio, noise)
+    keep = round(20 * (1 - ratio))
+    assert tokens.shape == (3, keep, 32)
+    assert (mask.sum(1) == 20 - keep).all()
+    # the kept patches are those with the smallest noise, and only they reach the encoder:
+    for b in range(3):
+        kept = set(torch.argsort(noise[b])[:keep].tolist())
+        assert kept == set(torch.nonzero(mask[b] == 0).flatten().tolist())
+    x2 = x.clone()
+    masked_patch = int(torch.nonzero(mask[0] == 1).flatten()[0])
+    x2[0, :, masked_patch * 125 : (masked_patch + 1) * 125] += 100.0      # change a masked patch
+    tokens2, _, _ = model.forward_encoder(x2, ratio, noise)
+    assert torch.allclose(tokens, tokens2, atol=1e-6)                       # the encoder never saw it
+    pred = model.forward_decoder(tokens, restore)
+    assert pred.shape == (3, 20, 12 * 125)
+
+
+def test_reconstruction_loss_counts_masked_patches_only():
+    pred = torch.zeros(1, 4, 6)
+    target = torch.tensor([[[1.0] * 6, [2.0] * 6, [3.0] * 6, [4.0] * 6]])
+    mask = torch.tensor([[0.0, 1.0, 0.0, 1.0]])
+    assert reconstruction_loss(pred, target, mask, leads=2).item() == pytest.approx(3.0)   # (2 + 4) / 2
+
+
+def test_info_nce_matches_a_hand_computed_value():
+    s = 1 / math.sqrt(2)
+    z1 = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    z2 = torch.tensor([[s, s], [0.0, 1.0]])
+    tau = 0.5
+    # row 0 of z1: sims with z2 = [s, 0]; row 1: [s, 1]. Columns (z2 -> z1): row 0: [s, s]; row 1: [0, 1]
+    def ce(logits, target):
+        return -logits[target] + math.log(sum(math.exp(v) for v in logits))
+    l12 = (ce([s / tau, 0.0], 0) + ce([s / tau, 1 / tau], 1)) / 2
+    l21 = (ce([s / tau, s / tau], 0) + ce([0.0, 1 / tau], 1)) / 2
+    assert info_nce(z1, z2, tau).item() == pytest.approx((l12 + l21) / 2, rel=1e-6)
+
+
+def test_hybrid_is_the_weighted_sum_of_its_parts():
+    parts = {"recon": torch.tensor(0.3), "patient": torch.tensor(2.0), "sample": torch.tensor(1.5)}
+    assert hybrid_loss(parts, {"recon": 1, "patient": 1, "sample": 1}).item() == pytest.approx(3.8)
+    assert hybrid_loss(parts, {"recon": 2, "patient": 0.5, "sample": 0}).item() == pytest.approx(1.6)
+    learned = UncertaintyWeights(["recon", "patient", "sample"])
+    with torch.no_grad():
+        learned.log_vars.copy_(torch.tensor([0.0, math.log(2.0), 0.0]))
+    expected = 0.3 + 2.0 / 2 + math.log(2.0) + 1.5
+    assert learned(parts).item() == pytest.approx(expected, rel=1e-6)

@@ -1,0 +1,147 @@
+"""The sampler, a short real training, and resume after SIGKILL and after SIGTERM."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import tiny_pretrain_settings
+from ecgfm.pretrain import EXIT_RESUBMIT, pretrain
+from ecgfm.pretrain_data import PatientPairSampler, PretrainCorpus
+
+HERE = Path(__file__).parent
+
+
+def test_sampler_pairs_patients_without_duplicates_and_resumes():
+    patient = np.array([0, 0, 0, 1, 2, 2, 3, 4, 5, 6, 7, 7])
+    shard = np.arange(12) // 4
+    sampler = PatientPairSampler(patient, shard, batch_size=4, seed=1, block_shards=1)
+    batches = []
+    for epoch, index, pairs in sampler:
+        batches.append((epoch, index, pairs))
+        if len(batches) == 6:
+            break
+    for _, _, pairs in batches:
+        assert len(set(patient[pairs[:, 0]])) == 4                     # distinct patients
+        assert (patient[pairs[:, 0]] == patient[pairs[:, 1]]).all()    # partner: same patient
+        solo = np.isin(patient[pairs[:, 0]], [1, 3, 4, 5, 6])
+        assert (pairs[solo, 0] == pairs[solo, 1]).all()                # no other ECG: itself
+        assert (pairs[~solo, 0] != pairs[~solo, 1]).all()              # else a different ECG
+    again = PatientPairSampler(patient, shard, batch_size=4, seed=1, block_shards=1)
+    again.load_state_dict({"epoch": batches[3][0], "batch": batches[3][1]})
+    epoch, index, pairs = next(iter(again))
+    assert (epoch, index) == batches[3][:2] and np.array_equal(pairs, batches[3][2])
+
+
+def test_sampler_splits_a_global_batch_across_ranks():
+    patient, shard = np.arange(40), np.zeros(40, dtype=int)
+    ranks = [next(iter(PatientPairSampler(patient, shard, 4, seed=3, rank=r, world_size=2)))[2] for r in (0, 1)]
+    assert not set(ranks[0][:, 0]) & set(ranks[1][:, 0])
+
+
+def test_short_training_reduces_reconstruction_and_contrastive_losses(demo_shards, tmp_path):
+    torch.set_num_threads(2)
+    settings = tiny_pretrain_settings(steps=60, batch_size=32, checkpoint_every=60)
+    pretrain(settings, [demo_shards], tmp_path, progress=False)
+    m = pd.read_csv(tmp_path / "metrics.csv")
+    first, last = m.head(8).mean(), m.tail(8).mean()
+    assert last.loss_recon < 0.93 * first.loss_recon      # a tiny model, 60 steps: ~10% measured
+    assert last.loss_sample < 0.8 * first.loss_sample
+    assert last.loss_patient < 0.8 * first.loss_patient
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["architecture"]["patch"] == 250 and config["objective"]["weights"]["recon"] == 1.0
+    assert config["data"]["records"] == len(pd.read_parquet(demo_shards / "manifest.parquet"))
+
+
+def _job(settings, out, shards):
+    path = out.parent / f"{out.name}.json"
+    path.write_text(json.dumps(settings))
+    env = {**os.environ, "PYTHONPATH": f"{HERE.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    return subprocess.Popen([sys.executable, str(HERE / "pretrain_job.py"), str(path), str(out), str(shards)],
+                            env=env, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_step(out, step, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"job ended early: {proc.stderr.read()[-2000:]}")
+        ckpt = out / "checkpoints" / "last.pt"
+        if ckpt.exists() and (out / "metrics.csv").exists():
+            rows = (out / "metrics.csv").read_text().strip().splitlines()
+            if len(rows) - 1 >= step:
+                return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def _weights(out):
+    from safetensors.torch import load_file
+    return load_file(str(out / "encoder.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(demo_shards, tmp_path_factory):
+    out = tmp_path_factory.mktemp("straight") / "run"
+    proc = _job(tiny_pretrain_settings(), out, demo_shards)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()[-2000:]
+    return _weights(out)
+
+
+def test_sigkill_then_rerun_ends_with_the_same_weights(demo_shards, tmp_path, uninterrupted):
+    out = tmp_path / "killed"
+    proc = _job(tiny_pretrain_settings(), out, demo_shards)
+    _wait_for_step(out, 11, proc)                    # past the checkpoint at step 8
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "encoder.safetensors").exists()
+    resumed = _job(tiny_pretrain_settings(), out, demo_shards)
+    assert resumed.wait(timeout=300) == 0
+    assert "resumed from" in resumed.stderr.read()
+    got = _weights(out)
+    assert got.keys() == uninterrupted.keys()
+    for key in got:
+        assert torch.equal(got[key], uninterrupted[key]), key
+    steps = pd.read_csv(out / "metrics.csv")["step"].tolist()
+    assert steps == list(range(1, 25))              # rows past the checkpoint were redone, once
+
+
+def test_sigterm_checkpoints_and_exits_for_resubmission(demo_shards, tmp_path, uninterrupted):
+    out = tmp_path / "preempted"
+    proc = _job(tiny_pretrain_settings(), out, demo_shards)
+    _wait_for_step(out, 3, proc)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == EXIT_RESUBMIT
+    state = torch.load(out / "checkpoints" / "last.pt", weights_only=False)
+    assert 3 <= state["step"] < 24
+    resumed = _job(tiny_pretrain_settings(), out, demo_shards)
+    assert resumed.wait(timeout=300) == 0
+    for key, value in _weights(out).items():
+        assert torch.equal(value, uninterrupted[key]), key
+
+
+def test_non_finite_loss_stops_with_a_clear_error(demo_shards, tmp_path, monkeypatch):
+    import ecgfm.pretrain as module
+    calls = {"n": 0}
+    real = module.hybrid_loss
+
+    def poisoned(parts, weights):           # the 7th step's loss is NaN
+        calls["n"] += 1
+        loss = real(parts, weights)
+        return loss * float("nan") if calls["n"] == 7 else loss
+
+    monkeypatch.setattr(module, "hybrid_loss", poisoned)
+    settings = tiny_pretrain_settings(steps=20, checkpoint_every=2)
+    with pytest.raises(module.NonFiniteLoss, match="at step 6.*last good checkpoint"):
+        pretrain(settings, [demo_shards], tmp_path, progress=False)
+    state = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)
+    assert state["step"] == 6
+    assert all(torch.isfinite(v).all() for v in state["objective"].values() if v.is_floating_point())
+    assert not (tmp_path / "encoder.safetensors").exists()
