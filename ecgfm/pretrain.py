@@ -239,7 +239,7 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
         with autocast:
             loss, parts = train_module(x, views, noise)
         if not torch.isfinite(loss):
-            raise NonFiniteLoss(f"loss is {loss.item()} at step {step} ({ {k: float(v) for k, v in parts.items()} }); "
+            raise NonFiniteLoss(f"loss is {loss.item()} at step {step} ({ {k: v.item() for k, v in parts.items()} }); "
                                 f"the last good checkpoint ({last}) is kept")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
