@@ -45,6 +45,8 @@ def test_repository_config_validates_and_demo_overlays_it():
     demo = load_config("config.yaml", "profiles/demo/demo-config.yaml")
     assert [s for s, c in demo["sources"].items() if c["enabled"]] == ["code15", "ptbxl"]
     assert standardize_block(demo, "ptbxl")["keep_flagged"] is True
+    long = load_config("config.yaml", "profiles/demo/demo-config.yaml", "profiles/demo/long-pretrain.yaml")
+    assert long["pretrain"]["steps"] == 1500 and long["pretrain"]["widths"] == [64]
 
 
 def test_config_typo_fails_with_the_key_name():
