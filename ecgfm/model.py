@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -216,6 +215,3 @@ class ECGFoundationModel(nn.Module):
         keep = ("patch_embed.", "blocks.", "norm.")
         return {k: v for k, v in self.state_dict().items() if k.startswith(keep)}
 
-
-def count_parameters(module: nn.Module) -> int:
-    return int(sum(np.prod(p.shape) for p in module.parameters()))

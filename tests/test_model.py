@@ -1,7 +1,6 @@
 """Model and objectives against hand-computed cases."""
 import math
 
-import numpy as np
 import pytest
 import torch
 

@@ -14,7 +14,7 @@ import torch
 
 from conftest import tiny_pretrain_settings
 from ecgfm.pretrain import EXIT_RESUBMIT, pretrain
-from ecgfm.pretrain_data import PatientPairSampler, PretrainCorpus
+from ecgfm.pretrain_data import PatientPairSampler
 
 HERE = Path(__file__).parent
 
