@@ -137,12 +137,6 @@ def read_header(path: str | Path) -> Header:
 def _decode(raw: bytes, fmt: str, n_cols: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Bytes of one signal file -> (integer array [n_samples, n_cols], mask of invalid samples or None)."""
     dtype, _, invalid, offset = _FORMATS[fmt]
-    if fmt in ("16", "61", "32"):      # the common case: one view, no copy
-        itemsize = np.dtype(dtype).itemsize
-        vals = np.frombuffer(raw, dtype=dtype, count=len(raw) // itemsize)
-        vals = vals[: vals.size // n_cols * n_cols].reshape(-1, n_cols)
-        bad = vals == invalid
-        return vals, (bad if bad.any() else None)
     if fmt == "212":
         b = np.frombuffer(raw[: len(raw) // 3 * 3], dtype=np.uint8).reshape(-1, 3).astype(np.int64)
         first = b[:, 0] | ((b[:, 1] & 0x0F) << 8)
@@ -154,9 +148,10 @@ def _decode(raw: bytes, fmt: str, n_cols: int) -> tuple[np.ndarray, np.ndarray |
         b = np.frombuffer(raw[: len(raw) // 3 * 3], dtype=np.uint8).reshape(-1, 3).astype(np.int64)
         vals = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
         vals[vals >= 2**23] -= 2**24
-    else:
-        itemsize = np.dtype(dtype).itemsize
-        vals = np.frombuffer(raw[: len(raw) // itemsize * itemsize], dtype=dtype).astype(np.int64) - offset
+    else:                              # 16, 61, 32 are a view of the bytes, no copy
+        vals = np.frombuffer(raw, dtype=dtype, count=len(raw) // np.dtype(dtype).itemsize)
+        if offset:                     # 80, 160 store offset-binary
+            vals = vals.astype(np.int64) - offset
     n = vals.size // n_cols
     vals = vals[: n * n_cols].reshape(n, n_cols)
     bad = vals == invalid
