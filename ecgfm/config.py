@@ -113,7 +113,8 @@ def pretrain_settings(config: dict, method: str, patch: int, depth: int, width: 
     """Everything one pretraining job needs, as a flat dict (what ``ecgfm.pretrain`` reads)."""
     p, std = config["pretrain"], config["standardize"]
     keys = ("mask_ratio", "temperature", "recon_target", "augment", "batch_size", "steps", "lr",
-            "betas", "weight_decay", "warmup_steps", "grad_clip", "checkpoint_every", "block_shards",
+            "betas", "weight_decay", "warmup_steps", "grad_clip", "checkpoint_every", "log_every",
+            "block_shards",
             "num_workers", "dynamic_weights", "include_ptbxl_folds")
     return {
         "name": model_name(method, patch, depth, width), "method": method,

@@ -204,6 +204,42 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
                               "python": random.getstate()},
                       "architecture": arch.to_dict()}, last)
 
+    # Per-step losses stay on the device and are read back every ``log_every`` steps and before
+    # every checkpoint: one synchronisation per flush instead of several per step. The finiteness
+    # check runs at each flush, so a checkpoint is never written after a non-finite loss.
+    pending: list[tuple] = []      # (step index, epoch, lr, stacked losses [1 + len(PARTS)])
+    metrics_file = open(metrics_path, "a", newline="") if rank == 0 else None
+    metrics_writer = csv.DictWriter(metrics_file, fields) if metrics_file else None
+    window = {"start": time.perf_counter(), "samples": 0}
+
+    def flush():
+        if not pending:
+            return
+        values = torch.stack([v for *_, v in pending]).tolist()
+        for (index, _, _, _), row_values in zip(pending, values):
+            if not all(math.isfinite(v) for v in row_values[:1]):
+                parts_text = {p: row_values[1 + k] for k, p in enumerate(PARTS)}
+                raise NonFiniteLoss(f"loss is {row_values[0]} at step {index} ({parts_text}); "
+                                    f"the last good checkpoint ({last}) is kept")
+        now = time.perf_counter()
+        rate = round(window["samples"] / max(now - window["start"], 1e-9), 1)
+        if rank == 0:
+            for (index, epoch, lr, _), row_values in zip(pending, values):
+                row = {"step": index + 1, "epoch": epoch, "lr": lr, "loss": row_values[0],
+                       **{f"loss_{p}": row_values[1 + k] if p in present_parts else ""
+                          for k, p in enumerate(PARTS)},
+                       "samples_per_s": rate, "elapsed_s": round(now - started, 2)}
+                metrics_writer.writerow(row)
+                if tb is not None:
+                    for key in ("loss", "lr", "samples_per_s"):
+                        tb.add_scalar(key, row[key], index + 1)
+            metrics_file.flush()
+            if bar is not None:
+                bar.update(len(pending))
+                bar.set_postfix(loss=f"{values[-1][0]:.4f}", sps=rate)
+        pending.clear()
+        window.update(start=now, samples=0)
+
     # --- the loop -----------------------------------------------------------------------------------
     loader = torch.utils.data.DataLoader(
         PairDataset(corpus), sampler=sampler, batch_size=None, num_workers=settings["num_workers"],
@@ -219,7 +255,9 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
         from tqdm import tqdm
         bar = tqdm(total=steps, initial=step, desc=f"pretrain {settings['name']}", unit="step",
                    mininterval=2)
-    started, window_start, window_samples = time.perf_counter(), time.perf_counter(), 0
+    started = time.perf_counter()
+    window["start"] = started
+    present_parts: set = set()
     objective.train()
     batches = iter(loader)
     while step < steps:
@@ -238,9 +276,10 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
         noise = torch.rand((x.shape[0], arch.n_patches), generator=gen, device=device)
         with autocast:
             loss, parts = train_module(x, views, noise)
-        if not torch.isfinite(loss):
-            raise NonFiniteLoss(f"loss is {loss.item()} at step {step} ({ {k: v.item() for k, v in parts.items()} }); "
-                                f"the last good checkpoint ({last}) is kept")
+        present_parts = set(parts)
+        zero = torch.zeros((), device=device)
+        losses = torch.stack([loss.detach().float()] +
+                             [parts[p].detach().float() if p in parts else zero for p in PARTS])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if settings["grad_clip"]:
@@ -250,29 +289,21 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
         step += 1
         epoch, index = batch["position"]
         sampler_state = {"epoch": int(epoch), "batch": int(index) + 1, "seed": seed}
-        window_samples += x.shape[0] * world
-        if rank == 0:
-            now = time.perf_counter()
-            row = {"step": step, "epoch": int(epoch), "lr": scheduler.get_last_lr()[0],
-                   "loss": loss.item(), **{f"loss_{p}": parts[p].item() if p in parts else "" for p in PARTS},
-                   "samples_per_s": round(window_samples / max(now - window_start, 1e-9), 1),
-                   "elapsed_s": round(now - started, 2)}
-            with open(metrics_path, "a", newline="") as fh:
-                csv.DictWriter(fh, fields).writerow(row)
-            if tb is not None:
-                for key in ("loss", "lr", "samples_per_s"):
-                    tb.add_scalar(key, row[key], step)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{row['loss']:.4f}", sps=row["samples_per_s"])
-            window_start, window_samples = now, 0
-        if step % settings["checkpoint_every"] == 0 or step == steps:
+        pending.append((step - 1, int(epoch), scheduler.get_last_lr()[0], losses))
+        window["samples"] += x.shape[0] * world
+        checkpoint_due = step % settings["checkpoint_every"] == 0 or step == steps
+        if checkpoint_due or stop.signum is not None or step % settings["log_every"] == 0:
+            flush()
+        if checkpoint_due:
             save_checkpoint()
         if stop.signum is not None:
             save_checkpoint()
             print(f"signal {stop.signum}: checkpoint written at step {step}; exiting for resubmission",
                   file=sys.stderr)
             sys.exit(EXIT_RESUBMIT)
+    flush()
+    if metrics_file is not None:
+        metrics_file.close()
     if bar is not None:
         bar.close()
 

@@ -24,6 +24,7 @@ def _worker(rank, world, init_file, z1_all, z2_all, out):
     loss = info_nce(z1, z2, 0.2)
     loss.backward()
     torch.save({"loss": loss.detach(), "g1": z1.grad, "g2": z2.grad}, f"{out}/rank{rank}.pt")
+    dist.barrier()                      # neither rank tears down while the other still communicates
     dist.destroy_process_group()
 
 
