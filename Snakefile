@@ -16,9 +16,13 @@ include: "rules/download.smk"
 include: "rules/demo.smk"
 include: "rules/standardize.smk"
 include: "rules/pretrain.smk"
+include: "rules/evaluate.smk"
+include: "rules/subsample.smk"
+include: "rules/risk.smk"
 
 
 rule all:
     input:
         standardized_outputs(),
         pretrained_encoders(),
+        evaluation_outputs(),

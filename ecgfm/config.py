@@ -127,3 +127,51 @@ def pretrain_settings(config: dict, method: str, patch: int, depth: int, width: 
                          "projection_dim": p["projection_dim"]},
         **{k: p[k] for k in keys},
     }
+
+
+# --- evaluation ------------------------------------------------------------------------------------
+def vit_architecture(config: dict, patch, depth, width) -> dict:
+    return pretrain_settings(config, config["pretrain"]["methods"][0], patch, depth, width)["architecture"]
+
+
+def grid_architectures(config: dict) -> list[tuple[int, int, int]]:
+    p = config["pretrain"]
+    return [(pa, d, w) for pa in p["patch_sizes"] for d in p["depths"] for w in p["widths"]]
+
+
+def random_init_models(config: dict) -> list[str]:
+    """Random-init encoders, one per architecture of the grid (Table 1's baseline)."""
+    return [model_name("random", *arch) for arch in grid_architectures(config)]
+
+
+def classifier_spec(config: dict, model: str) -> dict:
+    """{kind, architecture} of a classifier: ``ResNet50`` or a ViT named ``<prefix>_p_d_e``."""
+    if model == "ResNet50":
+        return {"kind": "resnet1d", "architecture": {**config["evaluation"]["supervised"]["resnet"],
+                                                     "leads": len(config["standardize"]["leads"])}}
+    from .results import describe_model
+    info = describe_model(model)
+    return {"kind": "vit", "architecture": vit_architecture(config, info["patch"], info["depth"], info["width"])}
+
+
+def training_settings(config: dict, supervised: bool) -> dict:
+    """Fine-tuning settings (or, with ``supervised``, those of the from-scratch baselines)."""
+    ev, std = config["evaluation"], config["standardize"]
+    out = dict(ev["finetune"])
+    if supervised:
+        out["lr"] = ev["supervised"]["lr"]
+    out["bootstrap_resamples"] = ev["bootstrap_resamples"]
+    out["preprocessing"] = {"fs": std["fs"], "seconds": std["seconds"], "leads": list(std["leads"]),
+                            "units": "mV", "normalization": "none (standardized mV as stored by ecgfm)"}
+    return out
+
+
+def probe_settings(config: dict) -> dict:
+    ev = config["evaluation"]
+    return {**ev["probe"], "bootstrap_resamples": ev["bootstrap_resamples"]}
+
+
+def risk_needs_variant(config: dict) -> bool:
+    """Whether the risk decomposition needs its own pretraining with PTB-XL's training folds:
+    the main grid's corpus does not already hold them all."""
+    return not set(config["evaluation"]["folds"]["train"]) <= set(config["pretrain"]["include_ptbxl_folds"])

@@ -32,3 +32,49 @@ def superclass_labels(scp_codes: pd.Series, scp_statements: pd.DataFrame) -> pd.
     out = pd.DataFrame(rows, index=scp_codes.index)
     out["has_superclass"] = out[list(SUPERCLASSES)].any(axis=1)
     return out
+
+
+def split_of_fold(folds: dict) -> dict[int, str]:
+    """``evaluation.folds`` ({train: [..], validation: [..], test: [..]}) -> fold -> split name."""
+    out = {}
+    for split, members in folds.items():
+        for fold in members:
+            if fold in out:
+                raise ValueError(f"evaluation.folds: fold {fold} is in both {out[fold]} and {split}")
+            out[int(fold)] = split
+    return out
+
+
+def labeled_table(manifest: pd.DataFrame, scp_statements: pd.DataFrame, folds: dict,
+                  tasks=("MI", "STTC", "CD", "HYP")) -> pd.DataFrame:
+    """The labeled PTB-XL records of the evaluation, one row each, in the manifest's order.
+
+    Columns: ``row`` (position in the standardized manifest, for ``ShardReader.read``),
+    ``record_id``, ``patient_id``, ``strat_fold``, ``split`` (train / validation / test) and one
+    boolean column per task. Records without any superclass, or in a fold of no split, are left
+    out (the standard benchmark's population). Raises if a patient has records in two splits.
+    """
+    labels = superclass_labels(manifest["scp_codes"], scp_statements)
+    fold_split = split_of_fold(folds)
+    split = manifest["strat_fold"].astype(int).map(fold_split)
+    keep = labels["has_superclass"].to_numpy() & split.notna().to_numpy()
+    table = pd.DataFrame({
+        "row": range(len(manifest)),
+        "record_id": manifest["record_id"].astype(str).to_numpy(),
+        "patient_id": manifest["patient_id"].astype(str).to_numpy(),
+        "strat_fold": manifest["strat_fold"].astype(int).to_numpy(),
+        "split": split.to_numpy(),
+    })
+    for task in tasks:
+        table[task] = labels[task].to_numpy()
+    table = table[keep].reset_index(drop=True)
+    check_patient_disjoint(table)
+    return table
+
+
+def check_patient_disjoint(table: pd.DataFrame) -> None:
+    splits_per_patient = table.groupby("patient_id")["split"].nunique()
+    shared = splits_per_patient[splits_per_patient > 1]
+    if len(shared):
+        raise ValueError(f"{len(shared)} patients have records in more than one split "
+                         f"(e.g. {', '.join(shared.index[:3])}): the folds are not patient-wise")

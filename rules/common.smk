@@ -1,8 +1,12 @@
 # Input helpers: small functions that turn the config into file names. No computation here.
+import json
+from pathlib import Path
+
 from snakemake.logging import logger
 
-from ecgfm.config import (enabled_sources, pretrain_grid, pretrain_settings, raw_dir, raw_origin,
-                          standardize_block)
+from ecgfm.config import (classifier_spec, enabled_sources, model_name, pretrain_grid,
+                          pretrain_settings, probe_settings, random_init_models, raw_dir,
+                          raw_origin, risk_needs_variant, standardize_block, training_settings)
 
 RESULTS = config["results"]
 SOURCES = enabled_sources(config)
@@ -19,10 +23,14 @@ wildcard_constraints:
 def raw_input(wildcards):
     """What the standardization of a source waits for: a finished download or demo archive,
     or the user's own local copy (a directory that must exist)."""
-    origin = raw_origin(config, wildcards.source)
+    return raw_input_of(wildcards.source)
+
+
+def raw_input_of(source):
+    origin = raw_origin(config, source)
     if origin == "local":
-        return raw_dir(config, wildcards.source)
-    return f"{RESULTS}/raw/{wildcards.source}/.{origin}-complete"
+        return raw_dir(config, source)
+    return f"{RESULTS}/raw/{source}/.{origin}-complete"
 
 
 def standardized_outputs():
@@ -37,12 +45,102 @@ def pretrain_sources():
     return [s for s in config["pretrain"]["corpus"] if s in SOURCES]
 
 
-def pretrain_manifests(wildcards):
+def pretrain_manifests(wildcards, with_ptbxl=False):
     sources = pretrain_sources()
-    if config["pretrain"]["include_ptbxl_folds"]:
+    if config["pretrain"]["include_ptbxl_folds"] or with_ptbxl:
         sources = sources + ["ptbxl"]
     return expand(f"{RESULTS}/standardized/{{source}}/manifest.parquet", source=sources)
 
 
 def pretrained_encoders():
     return expand(f"{RESULTS}/pretrain/{{name}}/encoder.safetensors", name=pretrain_grid(config))
+
+
+# --- evaluation --------------------------------------------------------------------------------
+SSL_MODEL = r"(GL|CL|HL)_p\d+_d\d+_e\d+"
+SUPERVISED_VIT = r"ViT_p\d+_d\d+_e\d+"
+STRESS_MODEL = r"(GL|CL|HL|ViT)_p\d+_d\d+_e\d+"
+PROTOCOLS = ("linear_probe", "finetune", "case_ratio", "data_usage", "risk")
+
+
+def evaluation_outputs():
+    """The tidy result tables; none when PTB-XL (the labeled set) is not enabled."""
+    if "ptbxl" not in SOURCES:
+        logger.warning("ptbxl is not enabled: no evaluation")
+        return []
+    return expand(f"{RESULTS}/eval/{{protocol}}.parquet", protocol=PROTOCOLS)
+
+
+def encoder_weights(wildcards):
+    """What an embedding job loads: nothing for a random init, else the encoder's weights."""
+    model = wildcards.model
+    if model.startswith("random_"):
+        return []
+    if model.startswith("ViT_"):
+        return f"{RESULTS}/eval/finetune/{model}/encoder.safetensors"
+    return f"{RESULTS}/pretrain/{model}/encoder.safetensors"
+
+
+def stress_encoder(wildcards):
+    """The pretrained encoder a case-ratio / data-usage model starts from (none for the ViT)."""
+    if wildcards.model.startswith("ViT_"):
+        return []
+    return f"{RESULTS}/pretrain/{wildcards.model}/encoder.safetensors"
+
+
+def best_architectures():
+    """{method: {patch, depth, width, model}}, once the checkpoint has chosen them."""
+    with open(checkpoints.select_architectures.get().output[0]) as fh:
+        return json.load(fh)
+
+
+def _vit_of(choice):
+    return model_name("ViT", choice["patch"], choice["depth"], choice["width"])
+
+
+def supervised_models():
+    """Table 3's baselines: the ViT at each method's best architecture, and the 1D-ResNet50."""
+    return sorted({_vit_of(c) for c in best_architectures().values()}) + ["ResNet50"]
+
+
+def stress_models():
+    """Tables 4-5: each method's best encoder, and the ViT at the reference method's architecture."""
+    best = best_architectures()
+    reference = config["evaluation"]["supervised"]["reference_method"]
+    reference = reference if reference in best else sorted(best)[0]
+    return [best[m]["model"] for m in config["pretrain"]["methods"]] + [_vit_of(best[reference])]
+
+
+def risk_encoder(method):
+    """The SSL encoder of the risk decomposition: it must have seen PTB-XL's training folds."""
+    name = best_architectures()[method]["model"]
+    return f"{name}-ptbxl" if risk_needs_variant(config) else name
+
+
+def risk_inputs(wildcards):
+    choice = best_architectures()[wildcards.method]
+    return {"labels": f"{RESULTS}/eval/labels.parquet",
+            "ssl": f"{RESULTS}/eval/embeddings/{risk_encoder(wildcards.method)}.h5",
+            "supervised": f"{RESULTS}/eval/embeddings/{_vit_of(choice)}.h5"}
+
+
+def risk_pretrain_settings(wildcards):
+    settings = pretrain_settings(config, wildcards.method, wildcards.patch, wildcards.depth, wildcards.width)
+    settings["name"] += "-ptbxl"
+    settings["include_ptbxl_folds"] = list(config["evaluation"]["folds"]["train"])
+    return settings
+
+
+def collected_parts(wildcards):
+    """The per-job result files that make up ``eval/<protocol>.parquet``."""
+    eval_dir, protocol = f"{RESULTS}/eval", wildcards.protocol
+    if protocol == "linear_probe":
+        models = pretrain_grid(config) + random_init_models(config)
+        return expand(f"{eval_dir}/linear_probe/{{model}}.parquet", model=models)
+    if protocol == "finetune":
+        return expand(f"{eval_dir}/finetune/{{model}}/results.parquet",
+                      model=pretrain_grid(config) + supervised_models())
+    if protocol in ("case_ratio", "data_usage"):
+        return expand(f"{eval_dir}/{protocol}/{{model}}/seed{{seed}}.parquet", model=stress_models(),
+                      seed=range(config["evaluation"]["seeds"]))
+    return expand(f"{eval_dir}/risk/{{method}}.parquet", method=config["pretrain"]["methods"])

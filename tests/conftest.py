@@ -33,18 +33,23 @@ def ptbxl_real(tmp_path_factory):
     return dest
 
 
-@pytest.fixture(scope="session")
-def demo_shards(tmp_path_factory):
-    """A standardized demo PTB-XL corpus (about 150 records of 80 patients) for pretraining tests."""
+def make_demo_ptbxl(root: Path, n_patients: int, seed: int, max_ecgs_per_patient: int, shard_size: int) -> Path:
+    """A demo PTB-XL archive under root/raw, standardized into root/std (returned)."""
     from ecgfm.corpus import standardize_source
     from ecgfm.demo import write_demo_source
     from ecgfm.readers import make_reader
     from ecgfm.standardize import Settings
-    root = tmp_path_factory.mktemp("demo-shards")
-    write_demo_source("ptbxl", root / "raw", n_patients=80, seed=4, max_ecgs_per_patient=3)
+    write_demo_source("ptbxl", root / "raw", n_patients=n_patients, seed=seed,
+                      max_ecgs_per_patient=max_ecgs_per_patient)
     standardize_source(make_reader("ptbxl", root / "raw", "ptbxl"), root / "std", "ptbxl",
-                       Settings(expected_fs=500), shard_size=40, threads=2, progress=False)
+                       Settings(expected_fs=500), shard_size=shard_size, threads=2, progress=False)
     return root / "std"
+
+
+@pytest.fixture(scope="session")
+def demo_shards(tmp_path_factory):
+    """A standardized demo PTB-XL corpus (about 150 records of 80 patients) for pretraining tests."""
+    return make_demo_ptbxl(tmp_path_factory.mktemp("demo-shards"), 80, 4, 3, 40)
 
 
 def tiny_pretrain_settings(method="HL", **overrides):

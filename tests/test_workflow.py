@@ -53,3 +53,48 @@ def test_config_typo_fails_before_any_job(tmp_path):
     run = _snakemake("--profile", "profiles/demo", "--configfile", str(bad), "-n", timeout=120)
     assert run.returncode != 0
     assert "sampling_rate" in run.stdout + run.stderr
+
+
+def test_demo_dag_evaluates_every_protocol(demo_results):
+    from ecgfm.config import load_config
+    from ecgfm.results import COLUMNS
+    config = load_config(REPO / "config.yaml", REPO / "profiles" / "demo" / "demo-config.yaml")
+    ev = config["evaluation"]
+    eval_dir = demo_results / "eval"
+    labels = pd.read_parquet(eval_dir / "labels.parquet")
+    assert labels.groupby("patient_id")["split"].nunique().max() == 1
+    n_train = int((labels["split"] == "train").sum())
+    best = json.loads((eval_dir / "best_architectures.json").read_text())
+    assert sorted(best) == ["CL", "GL", "HL"]
+    rows = {p: pd.read_parquet(eval_dir / f"{p}.parquet")
+            for p in ("linear_probe", "finetune", "case_ratio", "data_usage", "risk")}
+    for protocol, frame in rows.items():
+        assert list(frame.columns) == COLUMNS and len(frame) and frame["value"].notna().all(), protocol
+        assert set(frame["protocol"]) == {protocol}
+        assert set(frame["task"]) == set(ev["tasks"])
+    # linear probing: 6 pretrained + 2 random-init encoders, test rows with a CI around the value
+    probe = rows["linear_probe"]
+    assert set(probe["method"]) == {"GL", "CL", "HL", "random"} and probe["model"].nunique() == 8
+    test = probe[probe["split"] == "test"]
+    assert ((test["ci_low"] <= test["value"]) & (test["value"] <= test["ci_high"])).all()
+    # fine-tuning: the grid, the supervised ViT(s) at the chosen architectures, the ResNet
+    ft = rows["finetune"]
+    vits = {f"ViT_p{c['patch']}_d{c['depth']}_e{c['width']}" for c in best.values()}
+    assert set(ft["model"]) == set(probe[probe["method"] != "random"]["model"]) | vits | {"ResNet50"}
+    for model in ft["model"].unique():
+        saved = json.loads((eval_dir / "finetune" / model / "config.json").read_text())
+        assert saved["tasks"] == ev["tasks"] and saved["preprocessing"]["fs"] == 250
+    # case ratios: exact training size per draw, every ratio x seed x best model (+ the ViT)
+    cr = rows["case_ratio"]
+    assert set(cr["n_train"]) == {ev["case_ratio_train_size"]}
+    assert set(cr["setting"]) == {f"ratio={r:g}" for r in ev["case_ratios"]}
+    assert set(cr["seed"]) == set(range(ev["seeds"]))
+    assert set(cr["model"]) == {c["model"] for c in best.values()} | {
+        "ViT_p{patch}_d{depth}_e{width}".format(**best["HL"])}
+    du = rows["data_usage"]
+    assert {s: set(g["n_train"]) for s, g in du.groupby("setting")} == {
+        f"usage={f:g}": {round(f * n_train)} for f in ev["data_usage"]}
+    # risk: the four components add up to the total (the test risk) for every method and task
+    risk = rows["risk"].pivot_table(index=["model", "task"], columns="metric", values="value")
+    parts = risk[["approximation", "usability", "probe_generalization", "encoder_generalization"]].sum(axis=1)
+    assert ((parts - risk["total"]).abs() < 1e-9).all() and len(risk) == 12

@@ -1,0 +1,175 @@
+"""The evaluation stage on PTB-XL: each function is one workflow job, reading its inputs from
+files and writing tidy rows (``ecgfm.results``). The numerics live in ``probe``, ``finetune``,
+``subsample``, ``risk`` and ``metrics``; this module only wires them to the data.
+
+Splits (``labels.parquet``, built by ``ecgfm.labels.labeled_table``): train = folds 1-8,
+validation = fold 9 (every choice: probe strength, early stopping, best architecture),
+test = fold 10 (reported only, with bootstrap CIs).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .probe import fit_probe, read_embeddings, write_embeddings
+from .results import metric_rows, write_rows
+from .risk import COMPONENTS, decompose, heldout_patients
+from .shards import ShardReader
+from .subsample import case_ratio_draw, seed_for, stratified_fraction
+
+log = logging.getLogger("ecgfm.evaluate")
+
+
+def load_labels(labels_path, tasks) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    table = pd.read_parquet(labels_path)
+    return table, table[list(tasks)].to_numpy(bool), table["split"].to_numpy(str)
+
+
+def read_records(ptbxl_dir, table: pd.DataFrame, chunk: int = 4096) -> np.ndarray:
+    """The standardized ECGs of the labeled records, [n, 12, samples] float32, in table order."""
+    reader = ShardReader(ptbxl_dir)
+    rows = table["row"].to_numpy()
+    if len(reader) <= rows.max(initial=-1):
+        raise ValueError(f"{ptbxl_dir}: labels.parquet refers to row {rows.max()}, the manifest has {len(reader)}")
+    return np.concatenate([reader.read(rows[i:i + chunk]) for i in range(0, len(rows), chunk)])
+
+
+# --- embeddings and linear probing ---------------------------------------------------------------
+def embed(model_name: str, model_dir, architecture: dict | None, ptbxl_dir, labels_path, out, seed: int,
+          batch_size: int = 256) -> None:
+    """Cache the embeddings of every labeled record. ``random_*`` models are a fresh random init
+    of ``architecture`` (seeded); others are loaded from ``model_dir``."""
+    import torch
+
+    from .encoder import embed_array, load_encoder
+    from .model import Architecture, ECGFoundationModel
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if model_name.startswith("random_"):
+        torch.manual_seed(seed)
+        model = ECGFoundationModel(Architecture(**architecture)).to(device).eval()
+    else:
+        model = load_encoder(model_dir, device=device)
+    table = pd.read_parquet(labels_path)
+    reader = ShardReader(ptbxl_dir)
+    rows, parts, start = table["row"].to_numpy(), [], time.perf_counter()
+    for i in range(0, len(rows), 4096):
+        parts.append(embed_array(model, reader.read(rows[i:i + 4096]), batch_size, device))
+    log.info("embedded %d records with %s in %.1f s", len(rows), model_name, time.perf_counter() - start)
+    write_embeddings(out, np.concatenate(parts), table["record_id"], model_name)
+
+
+def linear_probe(model_name: str, embeddings_path, labels_path, tasks, settings: dict, out, seed: int) -> pd.DataFrame:
+    table, y, split = load_labels(labels_path, tasks)
+    x = read_embeddings(embeddings_path, table["record_id"].to_numpy(str))
+    tr, va, te = split == "train", split == "validation", split == "test"
+    probe = fit_probe(x[tr], y[tr], x[va], y[va], settings["c_grid"], settings["max_iter"])
+    log.info("%s: C per task %s, validation AUROC %s", model_name, probe.c, np.round(probe.validation_auroc, 4))
+    rows = metric_rows(model_name, "linear_probe", "validation", tasks, y[va], probe.scores(x[va]),
+                       n_train=int(tr.sum()), seed=seed)
+    rows += metric_rows(model_name, "linear_probe", "test", tasks, y[te], probe.scores(x[te]),
+                        resamples=settings["bootstrap_resamples"], n_train=int(tr.sum()), seed=seed)
+    return write_rows(rows, out)
+
+
+# --- fine-tuning and supervised baselines ------------------------------------------------------------
+def finetune(model_name: str, spec: dict, encoder_dir, ptbxl_dir, labels_path, tasks, settings: dict,
+             out_dir, seed: int, provenance: dict | None = None) -> pd.DataFrame:
+    """Fine-tune (``encoder_dir`` given) or train from scratch on folds 1-8, all tasks jointly."""
+    from .finetune import new_classifier, predict_logits, save_classifier, train_classifier
+    table, y, split = load_labels(labels_path, tasks)
+    x = read_records(ptbxl_dir, table)
+    tr, va, te = split == "train", split == "validation", split == "test"
+    model = new_classifier(spec, len(tasks), encoder_dir, seed)
+    start = time.perf_counter()
+    history = train_classifier(model, x[tr], y[tr], x[va], y[va], settings, seed,
+                               pretrained=encoder_dir is not None, log=log.info)
+    seconds = time.perf_counter() - start
+    out = Path(out_dir)
+    device = next(model.parameters()).device
+    rows = metric_rows(model_name, "finetune", "validation", tasks, y[va],
+                       predict_logits(model, x[va], device=device), n_train=int(tr.sum()), seed=seed)
+    rows += metric_rows(model_name, "finetune", "test", tasks, y[te], predict_logits(model, x[te], device=device),
+                        resamples=settings["bootstrap_resamples"], n_train=int(tr.sum()), seed=seed)
+    save_classifier(model.cpu(), out, {
+        **spec, "tasks": list(tasks), "outputs": "logits; sigmoid gives the probability of each task",
+        "preprocessing": settings["preprocessing"], "training": {
+            "encoder": str(encoder_dir) if encoder_dir else None, "seed": seed, "seconds": round(seconds, 1),
+            "epochs": len(history), "best_epoch": next(h["epoch"] for h in history if h["best"])},
+        "provenance": provenance or {}})
+    pd.DataFrame(history).to_csv(out / "history.csv", index=False)
+    return write_rows(rows, out / "results.parquet")
+
+
+# --- low incidence and limited labels ------------------------------------------------------------------
+def _fit_and_score(model_name, spec, encoder_dir, x, y, idx, va, te, tasks, settings, seed, protocol, setting):
+    from .finetune import new_classifier, predict_logits, train_classifier
+    model = new_classifier(spec, y.shape[1], encoder_dir, seed)
+    train_classifier(model, x[idx], y[idx], x[va], y[va], settings, seed, pretrained=encoder_dir is not None,
+                     log=log.debug)
+    device = next(model.parameters()).device
+    return (metric_rows(model_name, protocol, "validation", tasks, y[va], predict_logits(model, x[va], device=device),
+                        setting=setting, seed=seed, n_train=len(idx))
+            + metric_rows(model_name, protocol, "test", tasks, y[te], predict_logits(model, x[te], device=device),
+                          setting=setting, seed=seed, resamples=settings["bootstrap_resamples"], n_train=len(idx)))
+
+
+def _splits(ptbxl_dir, labels_path, tasks):
+    """ECGs, labels, training positions, validation and test masks."""
+    table, y, split = load_labels(labels_path, tasks)
+    return (read_records(ptbxl_dir, table), y, np.flatnonzero(split == "train"), split == "validation",
+            split == "test")
+
+
+def case_ratio(model_name, spec, encoder_dir, ptbxl_dir, labels_path, tasks, settings, ratios, size: int,
+               seed: int, out) -> pd.DataFrame:
+    """Per task and ratio: ``size`` training ECGs with ``ratio`` positives (one binary model each)."""
+    x, y, train, va, te = _splits(ptbxl_dir, labels_path, tasks)
+    rows = []
+    for ratio in ratios:
+        for k, task in enumerate(tasks):
+            idx = train[case_ratio_draw(y[train, k], size, ratio, seed_for(seed, task, ratio))]
+            log.info("%s: case ratio %s, %s, %d positives of %d", model_name, ratio, task, y[idx, k].sum(), len(idx))
+            rows += _fit_and_score(model_name, spec, encoder_dir, x, y[:, [k]], idx, va, te, [task], settings,
+                                   seed, "case_ratio", f"ratio={ratio:g}")
+    return write_rows(rows, out)
+
+
+def data_usage(model_name, spec, encoder_dir, ptbxl_dir, labels_path, tasks, settings, fractions, seed: int,
+               out) -> pd.DataFrame:
+    """Per fraction: that share of the training labels, stratified on the task labels, all tasks jointly."""
+    x, y, train, va, te = _splits(ptbxl_dir, labels_path, tasks)
+    rows = []
+    for fraction in fractions:
+        idx = train[stratified_fraction(y[train], fraction, seed_for(seed, fraction))]
+        log.info("%s: data usage %s, %d training records", model_name, fraction, len(idx))
+        rows += _fit_and_score(model_name, spec, encoder_dir, x, y, idx, va, te, tasks, settings, seed,
+                               "data_usage", f"usage={fraction:g}")
+    return write_rows(rows, out)
+
+
+# --- risk decomposition ---------------------------------------------------------------------------
+def risk(ssl_model: str, ssl_embeddings, supervised_embeddings, labels_path, tasks, settings: dict, seed: int,
+         out) -> pd.DataFrame:
+    from .results import describe_model
+    table, y, split = load_labels(labels_path, tasks)
+    ids = table["record_id"].to_numpy(str)
+    ssl, sup = read_embeddings(ssl_embeddings, ids), read_embeddings(supervised_embeddings, ids)
+    train = split == "train"
+    heldout = np.zeros(len(table), bool)
+    heldout[train] = heldout_patients(table["patient_id"].to_numpy(str)[train], int((split == "test").sum()), seed)
+    parts = decompose(sup, ssl, y, split, heldout, settings["c_grid"], settings["max_iter"])
+    info = describe_model(ssl_model)
+    rows = [{**info, "protocol": "risk", "task": task, "setting": "full", "seed": seed, "split": "test",
+             "metric": comp, "value": parts[k][comp], "ci_low": None, "ci_high": None, "n_train": int(train.sum())}
+            for k, task in enumerate(tasks) for comp in COMPONENTS]
+    return write_rows(rows, out)
+
+
+def write_json(obj, path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(obj, indent=2) + "\n")

@@ -1,0 +1,154 @@
+# Stage 3: evaluation on PTB-XL (ecgfm/evaluate.py): labels and folds, cached embeddings, linear
+# probing of every encoder of the grid and of random-init encoders, fine-tuning of every encoder
+# (4 tasks jointly), the supervised ViT and 1D-ResNet50 baselines, and the choice of each
+# method's best architecture on fold-9 results (a checkpoint: what comes after depends on it).
+EVAL = f"{RESULTS}/eval"
+PTBXL = f"{RESULTS}/standardized/ptbxl"
+GPU_JOB = config["evaluation"]["resources"]["gpu"]
+CPU_JOB = config["evaluation"]["resources"]["cpu"]
+
+
+rule ptbxl_labels:
+    input:
+        manifest=f"{PTBXL}/manifest.parquet",
+        raw=lambda wc: raw_input_of("ptbxl"),
+    output:
+        f"{EVAL}/labels.parquet",
+    params:
+        scp=lambda wc: f"{raw_dir(config, 'ptbxl')}/scp_statements.csv",
+        folds=config["evaluation"]["folds"],
+        tasks=config["evaluation"]["tasks"],
+    log:
+        f"{RESULTS}/logs/eval/labels.log",
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/labels.py"
+
+
+rule embed:
+    input:
+        labels=f"{EVAL}/labels.parquet",
+        manifest=f"{PTBXL}/manifest.parquet",
+        encoder=encoder_weights,
+    output:
+        f"{EVAL}/embeddings/{{model}}.h5",
+    params:
+        model_dir=lambda wc, input: str(Path(input.encoder).parent) if input.encoder else None,
+        architecture=lambda wc: classifier_spec(config, wc.model)["architecture"],
+    threads: GPU_JOB["cpus_per_task"]
+    resources:
+        gpu=GPU_JOB["gpus"],
+        mem_mb=GPU_JOB["mem_mb"],
+        runtime=GPU_JOB["runtime"],
+    log:
+        f"{RESULTS}/logs/eval/embed/{{model}}.log",
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow_scripts/embed.py"
+
+
+rule linear_probe:
+    input:
+        labels=f"{EVAL}/labels.parquet",
+        embeddings=f"{EVAL}/embeddings/{{model}}.h5",
+    output:
+        f"{EVAL}/linear_probe/{{model}}.parquet",
+    params:
+        settings=probe_settings(config),
+        tasks=config["evaluation"]["tasks"],
+    threads: CPU_JOB["cpus_per_task"]
+    resources:
+        mem_mb=CPU_JOB["mem_mb"],
+        runtime=CPU_JOB["runtime"],
+    log:
+        f"{RESULTS}/logs/eval/linear_probe/{{model}}.log",
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow_scripts/linear_probe.py"
+
+
+rule finetune:
+    input:
+        labels=f"{EVAL}/labels.parquet",
+        manifest=f"{PTBXL}/manifest.parquet",
+        encoder=f"{RESULTS}/pretrain/{{model}}/encoder.safetensors",
+    output:
+        model=f"{EVAL}/finetune/{{model}}/model.safetensors",
+        encoder=f"{EVAL}/finetune/{{model}}/encoder.safetensors",
+        config=f"{EVAL}/finetune/{{model}}/config.json",
+        rows=f"{EVAL}/finetune/{{model}}/results.parquet",
+    wildcard_constraints:
+        model=SSL_MODEL,
+    params:
+        spec=lambda wc: classifier_spec(config, wc.model),
+        settings=training_settings(config, supervised=False),
+        tasks=config["evaluation"]["tasks"],
+    threads: GPU_JOB["cpus_per_task"]
+    resources:
+        gpu=GPU_JOB["gpus"],
+        mem_mb=GPU_JOB["mem_mb"],
+        runtime=GPU_JOB["runtime"],
+    log:
+        f"{RESULTS}/logs/eval/finetune/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/eval/finetune/{{model}}.tsv"
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow_scripts/finetune.py"
+
+
+use rule finetune as supervised_vit with:
+    input:
+        labels=f"{EVAL}/labels.parquet",
+        manifest=f"{PTBXL}/manifest.parquet",
+    wildcard_constraints:
+        model=SUPERVISED_VIT,
+    params:
+        spec=lambda wc: classifier_spec(config, wc.model),
+        settings=training_settings(config, supervised=True),
+        tasks=config["evaluation"]["tasks"],
+    log:
+        f"{RESULTS}/logs/eval/supervised/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/eval/supervised/{{model}}.tsv"
+
+
+use rule supervised_vit as supervised_resnet with:
+    output:   # a ResNet has no ViT encoder to ship on its own
+        model=f"{EVAL}/finetune/{{model}}/model.safetensors",
+        config=f"{EVAL}/finetune/{{model}}/config.json",
+        rows=f"{EVAL}/finetune/{{model}}/results.parquet",
+    wildcard_constraints:
+        model="ResNet50",
+
+
+checkpoint select_architectures:
+    input:
+        expand(f"{EVAL}/linear_probe/{{model}}.parquet", model=pretrain_grid(config)),
+    output:
+        f"{EVAL}/best_architectures.json",
+    log:
+        f"{RESULTS}/logs/eval/select_architectures.log",
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/select_architectures.py"
+
+
+rule collect_results:
+    input:
+        collected_parts,
+    output:
+        f"{EVAL}/{{protocol}}.parquet",
+    wildcard_constraints:
+        protocol="|".join(PROTOCOLS),
+    log:
+        f"{RESULTS}/logs/eval/collect_{{protocol}}.log",
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/collect_results.py"

@@ -1,0 +1,268 @@
+"""Evaluation: metrics, subsampling, splits, probes, fine-tuning, risk decomposition, selection."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from ecgfm.labels import check_patient_disjoint, labeled_table
+from ecgfm.metrics import auprc, auroc, bootstrap_ci, weighted_auprc, weighted_auroc
+from ecgfm.probe import fit_probe
+from ecgfm.risk import COMPONENTS, decompose, heldout_patients
+from ecgfm.selection import best_architectures
+from ecgfm.subsample import case_ratio_draw, stratified_fraction
+
+TASKS = ["MI", "STTC", "CD", "HYP"]
+FOLDS = {"train": [1, 2, 3, 4, 5, 6, 7, 8], "validation": [9], "test": [10]}
+
+
+# --- metrics ---------------------------------------------------------------------------------------
+def test_metrics_hand_case():
+    # positives 0.8, 0.4; negatives 0.4, 0.1: pairs (0.8>0.4), (0.8>0.1), (0.4=0.4 -> 1/2), (0.4>0.1)
+    y, s = np.array([1, 1, 0, 0]), np.array([0.8, 0.4, 0.4, 0.1])
+    assert auroc(y, s) == pytest.approx(3.5 / 4)
+    # thresholds 0.8: P=1, R=1/2; 0.4: P=2/3, R=1 -> AP = 1/2 * 1 + 1/2 * 2/3
+    assert auprc(y, s) == pytest.approx(0.5 + 1 / 3)
+    assert auroc(y, s) == pytest.approx(roc_auc_score(y, s))
+    assert auprc(y, s) == pytest.approx(average_precision_score(y, s))
+
+
+def test_weighted_metrics_equal_sklearn_on_repeated_records():
+    rng = np.random.default_rng(0)
+    checked = 0
+    for _ in range(300):
+        n = int(rng.integers(2, 30))
+        y, s, w = rng.integers(0, 2, n), rng.integers(0, 6, n) / 5, rng.integers(0, 4, n)
+        yy, ss = np.repeat(y, w), np.repeat(s, w)
+        if len(set(yy)) < 2:
+            assert np.isnan(weighted_auroc(y, s, w)[0])
+            continue
+        assert weighted_auroc(y, s, w)[0] == pytest.approx(roc_auc_score(yy, ss), abs=1e-12)
+        assert weighted_auprc(y, s, w)[0] == pytest.approx(average_precision_score(yy, ss), abs=1e-12)
+        checked += 1
+    assert checked > 100
+
+
+def test_bootstrap_ci_is_seeded_and_brackets_the_value():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 500)
+    s = y + rng.normal(0, 1.0, 500)
+    a, b, c = bootstrap_ci(y, s, 300, seed=3), bootstrap_ci(y, s, 300, seed=3), bootstrap_ci(y, s, 300, seed=4)
+    assert a == b and a != c
+    for metric, (value, low, high) in a.items():
+        assert low < value < high
+        assert high - low < 0.2
+    assert a["AUROC"][0] == pytest.approx(roc_auc_score(y, s))
+
+
+# --- subsampling -------------------------------------------------------------------------------------
+def test_case_ratio_draw_exact_counts_and_seeded():
+    rng = np.random.default_rng(0)
+    positive = rng.random(20000) < 0.25
+    for ratio, n_pos in ((0.05, 350), (0.02, 140), (0.01, 70)):
+        idx = case_ratio_draw(positive, 7000, ratio, seed=11)
+        assert len(idx) == 7000 == len(np.unique(idx))
+        assert positive[idx].sum() == n_pos
+        assert np.array_equal(idx, case_ratio_draw(positive, 7000, ratio, seed=11))
+        assert not np.array_equal(idx, case_ratio_draw(positive, 7000, ratio, seed=12))
+    with pytest.raises(ValueError, match="needs 700 positives"):
+        case_ratio_draw(positive[:2000], 7000, 0.1, seed=0)
+
+
+def test_stratified_fraction_keeps_every_case_ratio():
+    rng = np.random.default_rng(0)
+    labels = rng.random((19000, 4)) < [0.25, 0.24, 0.22, 0.12]
+    for fraction in (0.5, 0.25, 0.1):
+        idx = stratified_fraction(labels, fraction, seed=5)
+        assert len(idx) == round(fraction * len(labels)) == len(np.unique(idx))
+        # each stratum gives floor or ceil of its share, so each task's count is within 16 of exact
+        assert np.all(np.abs(labels[idx].sum(0) - fraction * labels.sum(0)) <= 16)
+        assert np.array_equal(idx, stratified_fraction(labels, fraction, seed=5))
+        assert not np.array_equal(idx, stratified_fraction(labels, fraction, seed=6))
+
+
+# --- labels and splits ----------------------------------------------------------------------------------
+def test_patient_in_two_splits_is_refused():
+    table = pd.DataFrame({"patient_id": ["a", "a", "b"], "split": ["train", "test", "train"]})
+    with pytest.raises(ValueError, match="1 patients have records in more than one split"):
+        check_patient_disjoint(table)
+
+
+def test_real_ptbxl_splits_are_patient_disjoint(ptbxl_real):
+    db = pd.read_csv(ptbxl_real / "ptbxl_database.csv")
+    manifest = pd.DataFrame({"record_id": db["ecg_id"].astype(str), "patient_id": db["patient_id"].astype(str),
+                             "strat_fold": db["strat_fold"], "scp_codes": db["scp_codes"]})
+    table = labeled_table(manifest, pd.read_csv(ptbxl_real / "scp_statements.csv"), FOLDS, TASKS)
+    patients = {s: set(part["patient_id"]) for s, part in table.groupby("split")}
+    assert not patients["train"] & patients["validation"]
+    assert not patients["train"] & patients["test"]
+    assert not patients["validation"] & patients["test"]
+    # the standard benchmark's population: every record of the database with a superclass
+    assert len(table) == 21430
+    assert table["split"].value_counts().to_dict() == {
+        "train": int((table["strat_fold"] <= 8).sum()), "validation": int((table["strat_fold"] == 9).sum()),
+        "test": int((table["strat_fold"] == 10).sum())}
+    assert table[TASKS].sum().to_dict() == {"MI": 5486, "STTC": 5250, "CD": 4907, "HYP": 2655}
+
+
+# --- probes, selection, risk --------------------------------------------------------------------------------
+def _features(n, seed, signal=1.0):
+    rng = np.random.default_rng(seed)
+    y = rng.random((n, 2)) < [0.3, 0.2]
+    x = rng.normal(size=(n, 8))
+    x[:, :2] += signal * y
+    return x, y
+
+
+def test_probe_selection_never_sees_the_test_fold():
+    x, y = _features(600, 0)
+    split = np.array(["train"] * 400 + ["validation"] * 100 + ["test"] * 100)
+    tr, va = split == "train", split == "validation"
+    a = fit_probe(x[tr], y[tr], x[va], y[va], [0.001, 0.01, 0.1, 1.0])
+    assert a.validation_auroc[0] > 0.7
+    # whatever the test fold holds, nothing chosen or fitted changes: it is not an input
+    x2, y2 = x.copy(), y.copy()
+    x2[~(tr | va)] = 1e3
+    y2[~(tr | va)] = ~y2[~(tr | va)]
+    b = fit_probe(x2[tr], y2[tr], x2[va], y2[va], [0.001, 0.01, 0.1, 1.0])
+    assert a.c == b.c and np.array_equal(a.scores(x[va]), b.scores(x[va]))
+
+
+def test_risk_components_add_up_to_the_test_risk():
+    x_ssl, y = _features(900, 1, signal=0.8)
+    x_sup = x_ssl + np.random.default_rng(2).normal(0, 0.1, x_ssl.shape)
+    split = np.array(["train"] * 600 + ["validation"] * 150 + ["test"] * 150)
+    patients = np.arange(900) // 2
+    held = np.zeros(900, bool)
+    held[:600] = heldout_patients(patients[:600], 150, seed=0)
+    assert 150 <= held.sum() <= 151 and not np.any(np.isin(patients[held], patients[:600][~held[:600]]))
+    parts = decompose(x_sup, x_ssl, y, split, held, [0.01, 0.1, 1.0])
+    c = [0.01, 0.1, 1.0]
+    test_probe = fit_probe(x_ssl[:600], y[:600], x_ssl[600:750], y[600:750], c)
+    for k, p in enumerate(parts):
+        assert set(p) == set(COMPONENTS)
+        assert sum(p[c] for c in COMPONENTS[:4]) == pytest.approx(p["total"], abs=1e-12)
+        assert p["total"] == pytest.approx(1 - auroc(y[750:, k], test_probe.scores(x_ssl[750:])[:, k]))
+        assert 0 < p["approximation"] < 0.5
+
+
+def _probe_rows(method, values):
+    rows = []
+    for (patch, depth, width), aurocs in values.items():
+        for task, v in zip(TASKS, aurocs):
+            rows.append({"protocol": "linear_probe", "split": "validation", "metric": "AUROC", "method": method,
+                         "patch": patch, "depth": depth, "width": width, "task": task, "value": v})
+    return rows
+
+
+def test_best_architecture_rule():
+    rows = _probe_rows("HL", {
+        (60, 2, 512): [0.80, 0.81, 0.82, 0.83],
+        (60, 4, 512): [0.70, 0.90, 0.71, 0.72],
+        (250, 2, 512): [0.78, 0.79, 0.80, 0.81],
+        (250, 4, 512): [0.60, 0.95, 0.61, 0.62],
+    })
+    # patch 60: median of its 8 AUROCs 0.805 > patch 250's 0.785; depth 2 beats 4 likewise
+    assert best_architectures(pd.DataFrame(rows))["HL"] == {"patch": 60, "depth": 2, "width": 512,
+                                                            "model": "HL_p60_d2_e512"}
+    # test-fold rows, however good, change nothing
+    leak = pd.DataFrame(_probe_rows("HL", {(250, 4, 512): [1.0, 1.0, 1.0, 1.0]})).assign(split="test")
+    assert best_architectures(pd.concat([pd.DataFrame(rows), leak]))["HL"]["model"] == "HL_p60_d2_e512"
+    # equal medians: the smaller range wins
+    tie = _probe_rows("CL", {(60, 2, 256): [0.7, 0.8, 0.8, 0.9], (125, 2, 256): [0.79, 0.8, 0.8, 0.81]})
+    assert best_architectures(pd.DataFrame(tie))["CL"]["patch"] == 125
+
+
+# --- models -----------------------------------------------------------------------------------------------
+def test_resnet50_1d_layout():
+    from ecgfm.resnet1d import Bottleneck, ResNet1d, ResNetArchitecture
+    model = ResNet1d(ResNetArchitecture())
+    blocks = [m for m in model.modules() if isinstance(m, Bottleneck)]
+    assert len(blocks) == 16                            # 3 + 4 + 6 + 3: 48 conv layers + stem + fc = 50
+    assert model.embed(torch.zeros(2, 12, 2500)).shape == (2, 2048)
+    assert 15e6 < sum(p.numel() for p in model.parameters()) < 25e6
+
+
+def test_finetuning_learns_and_keeps_the_best_validation_epoch():
+    from ecgfm.finetune import new_classifier, predict_logits, train_classifier
+    rng = np.random.default_rng(0)
+    y = rng.random((300, 2)) < 0.4
+    x = rng.normal(0, 0.1, (300, 12, 2500)).astype(np.float32)
+    x[:, 0, :] += y[:, :1] * 1.0            # task 0: lead I offset; task 1: lead V1 offset
+    x[:, 6, :] += y[:, 1:] * 1.0
+    spec = {"kind": "vit", "architecture": {"patch": 250, "depth": 1, "width": 32, "head_dim": 16,
+                                            "decoder_width": 16, "decoder_depth": 1, "projection_dim": 8}}
+    settings = {"batch_size": 32, "lr": 3e-3, "encoder_lr_scale": 1.0, "weight_decay": 0.0, "max_epochs": 4,
+                "patience": 2}
+    model = new_classifier(spec, 2)
+    history = train_classifier(model, x[:200], y[:200], x[200:250], y[200:250], settings, seed=0,
+                               pretrained=False, log=lambda *_: None)
+    best = max(h["val_auroc"] for h in history)
+    assert sum(h["best"] for h in history) >= 1 and best > 0.95
+    scores = predict_logits(model, x[250:])
+    assert np.mean([auroc(y[250:, k], scores[:, k]) for k in range(2)]) > 0.95
+    # the kept weights are the best epoch's: validation AUROC now equals the best one
+    val = predict_logits(model, x[200:250])
+    assert np.mean([auroc(y[200:250, k], val[:, k]) for k in range(2)]) == pytest.approx(best)
+
+
+def test_saved_classifier_is_portable(tmp_path):
+    from ecgfm.encoder import load_encoder
+    from ecgfm.finetune import load_classifier, new_classifier, predict_logits, save_classifier
+    spec = {"kind": "vit", "architecture": {"patch": 125, "depth": 1, "width": 32, "head_dim": 16,
+                                            "decoder_width": 16, "decoder_depth": 1, "projection_dim": 8}}
+    torch.manual_seed(0)
+    model = new_classifier(spec, 4)
+    save_classifier(model, tmp_path, {**spec, "tasks": TASKS})
+    loaded, config = load_classifier(tmp_path)
+    x = np.random.default_rng(0).normal(size=(3, 12, 2500)).astype(np.float32)
+    assert np.array_equal(predict_logits(model.eval(), x), predict_logits(loaded, x))
+    assert config["tasks"] == TASKS
+    encoder = load_encoder(tmp_path)                    # the ViT encoder alone, as pretraining ships it
+    assert torch.equal(encoder.embed(torch.from_numpy(x)), model.backbone.eval().embed(torch.from_numpy(x)))
+
+
+# --- the stage functions on a demo PTB-XL --------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def demo_eval(tmp_path_factory):
+    from conftest import make_demo_ptbxl
+    root = tmp_path_factory.mktemp("demo-eval")
+    make_demo_ptbxl(root, n_patients=320, seed=7, max_ecgs_per_patient=2, shard_size=128)
+    table = labeled_table(pd.read_parquet(root / "std" / "manifest.parquet"),
+                          pd.read_csv(root / "raw" / "scp_statements.csv"), FOLDS, TASKS)
+    table.to_parquet(root / "labels.parquet", index=False)
+    return root
+
+
+def test_finetune_stage_is_blind_to_the_test_fold(demo_eval, tmp_path):
+    """Two runs whose test fold differs (labels flipped) choose the same epoch, end with the same
+    weights and the same validation rows: fold 10 influences no selection."""
+    from ecgfm.evaluate import finetune
+    from ecgfm.config import classifier_spec, load_config, training_settings
+    from conftest import REPO
+    config = load_config(REPO / "config.yaml", REPO / "profiles" / "demo" / "demo-config.yaml")
+    spec = classifier_spec(config, "ViT_p250_d1_e32")
+    spec["architecture"].update(head_dim=16)
+    settings = {**training_settings(config, supervised=True), "max_epochs": 2, "bootstrap_resamples": 50}
+    table = pd.read_parquet(demo_eval / "labels.parquet")
+    flipped = table.copy()
+    test = flipped["split"] == "test"
+    flipped.loc[test, TASKS] = ~flipped.loc[test, TASKS].to_numpy(bool)
+    flipped.to_parquet(tmp_path / "flipped.parquet", index=False)
+    runs = {}
+    for name, labels in (("a", demo_eval / "labels.parquet"), ("b", tmp_path / "flipped.parquet")):
+        rows = finetune("ViT_p250_d1_e32", spec, None, demo_eval / "std", labels, TASKS, settings,
+                        tmp_path / name, seed=0)
+        runs[name] = rows
+    a, b = runs["a"], runs["b"]
+    val = a["split"] == "validation"
+    pd.testing.assert_frame_equal(a[val].reset_index(drop=True), b[val].reset_index(drop=True))
+    ta = a[(a["split"] == "test") & (a["metric"] == "AUROC")]["value"].to_numpy()
+    tb = b[(b["split"] == "test") & (b["metric"] == "AUROC")]["value"].to_numpy()
+    assert np.allclose(ta, 1 - tb)                     # same scores, flipped labels
+    ca = json.loads((tmp_path / "a" / "config.json").read_text())["training"]
+    cb = json.loads((tmp_path / "b" / "config.json").read_text())["training"]
+    assert ca["best_epoch"] == cb["best_epoch"]
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
