@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ecgfm.encoder import embed_array, load_encoder  # noqa: E402
+from ecgfm.encoder import embed_array, load_model  # noqa: E402
 from ecgfm.labels import superclass_labels  # noqa: E402
 from ecgfm.model import Architecture, ECGFoundationModel  # noqa: E402
 from ecgfm.shards import ShardReader  # noqa: E402
@@ -67,7 +67,7 @@ def main():
     arch = Architecture(**json.loads((args.model / "config.json").read_text())["architecture"])
     print(f"{len(x)} records; train {np.sum(folds <= 8)}, validation {np.sum(folds == 9)}, test {np.sum(folds == 10)}")
     ours = {}
-    print(f"{'pretrained':<14} test AUROC {probe(embed_array(load_encoder(args.model), x), labels, folds, scores=ours)}")
+    print(f"{'pretrained':<14} test AUROC {probe(embed_array(load_model(args.model), x), labels, folds, scores=ours)}")
     rng = np.random.default_rng(0)
     for seed in range(args.random_seeds):
         torch.manual_seed(seed)

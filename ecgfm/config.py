@@ -175,3 +175,10 @@ def risk_needs_variant(config: dict) -> bool:
     """Whether the risk decomposition needs its own pretraining with PTB-XL's training folds:
     the main grid's corpus does not already hold them all."""
     return not set(config["evaluation"]["folds"]["train"]) <= set(config["pretrain"]["include_ptbxl_folds"])
+
+
+def config_sha256(config: dict) -> str:
+    """A fingerprint of the whole configuration a model was built under (its provenance)."""
+    import hashlib
+    import json
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,4 +1,14 @@
-"""Loading a saved encoder (``encoder.safetensors`` + ``config.json``) and embedding arrays."""
+"""A saved encoder as a tool: ``load_encoder(path)`` then ``encoder.embed(x, fs=...)``.
+
+A model folder (a pretraining output, or a fine-tuned ViT) holds ``encoder.safetensors`` and
+``config.json`` with the architecture and the preprocessing it was trained with. ``Encoder``
+applies that preprocessing to arrays (resampling to the model's rate, the centre crop to its
+duration) and returns the embedding used everywhere downstream: the mean of the patch tokens.
+
+    from ecgfm import load_encoder
+    encoder = load_encoder("results/pretrain/HL_p60_d2_e512")
+    z = encoder.embed(x, fs=500)            # x: [n, 12, samples] in mV, leads I..V6 -> [n, width]
+"""
 from __future__ import annotations
 
 import json
@@ -8,10 +18,11 @@ import numpy as np
 import torch
 
 from .model import Architecture, ECGFoundationModel
+from .standardize import crop_or_pad, resample
 
 
-def load_encoder(path, device="cpu") -> ECGFoundationModel:
-    """The model of a pretraining output folder, with its encoder weights, in eval mode.
+def load_model(path, device="cpu") -> ECGFoundationModel:
+    """The ``ECGFoundationModel`` of a model folder with its encoder weights, in eval mode.
 
     Only the encoder is shipped: the decoder and projection head keep their initial weights and
     are not used by ``embed``.
@@ -29,9 +40,58 @@ def load_encoder(path, device="cpu") -> ECGFoundationModel:
 
 @torch.no_grad()
 def embed_array(model: ECGFoundationModel, x: np.ndarray, batch_size: int = 256, device="cpu") -> np.ndarray:
-    """Standardized ECGs [n, 12, 2500] (mV, 250 Hz) -> embeddings [n, width] (mean-pooled tokens)."""
+    """Standardized ECGs [n, 12, samples] (mV, the model's rate) -> embeddings [n, width]."""
     out = []
     for start in range(0, len(x), batch_size):
         chunk = torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size], dtype=np.float32))
         out.append(model.embed(chunk.to(device)).float().cpu().numpy())
     return np.concatenate(out) if out else np.empty((0, model.arch.width), np.float32)
+
+
+class Encoder:
+    """A loaded encoder with its preprocessing. ``model`` is the underlying torch module."""
+
+    def __init__(self, model: ECGFoundationModel, config: dict, device="cpu"):
+        self.model, self.config, self.device = model, config, torch.device(device)
+        pre = config.get("preprocessing", {})
+        self.fs = float(pre.get("fs", 250.0))
+        self.seconds = float(pre.get("seconds", 10.0))
+        self.leads = list(pre.get("leads", ["I", "II", "III", "aVR", "aVL", "aVF",
+                                            "V1", "V2", "V3", "V4", "V5", "V6"]))
+        self.width = model.arch.width
+
+    @property
+    def n_samples(self) -> int:
+        return int(round(self.fs * self.seconds))
+
+    def standardize(self, x: np.ndarray, fs: float | None = None) -> np.ndarray:
+        """[n, leads, samples] at ``fs`` -> [n, leads, n_samples] at the model's rate (centre crop)."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 3 or x.shape[1] != len(self.leads):
+            raise ValueError(f"expected an array [records, {len(self.leads)} leads ({', '.join(self.leads)}), "
+                             f"samples], got shape {x.shape}")
+        fs = self.fs if fs is None else float(fs)
+        if fs != self.fs:
+            x = np.stack([resample(r, fs, self.fs) for r in x]) if len(x) else x
+        if x.shape[-1] < self.n_samples:
+            raise ValueError(f"records of {x.shape[-1] / self.fs:.2f} s; the model needs {self.seconds:g} s")
+        return np.stack([crop_or_pad(r, self.n_samples, False)[0] for r in x]) if len(x) else \
+            np.empty((0, len(self.leads), self.n_samples), np.float32)
+
+    def embed(self, x: np.ndarray, fs: float | None = None, batch_size: int = 256) -> np.ndarray:
+        """Embeddings [n, width] of ECGs [n, 12, samples] in mV sampled at ``fs`` (default: the model's)."""
+        return embed_array(self.model, self.standardize(x, fs), batch_size, self.device)
+
+    def embed_records(self, path, batch_size: int = 256, progress: bool = False, **input_options):
+        """Embed the records of a WFDB folder, CODE-style HDF5 file or standardized shards
+        (``ecgfm.inference.open_input``) -> a DataFrame, one row per record."""
+        from .inference import run_records
+        return run_records(path, self.config["preprocessing"], lambda x: embed_array(self.model, x, batch_size, self.device),
+                           batch_size, progress, "embedding", **input_options)
+
+
+def load_encoder(path, device="cpu") -> Encoder:
+    """An ``Encoder`` from a model folder (``encoder.safetensors`` + ``config.json``)."""
+    path = Path(path)
+    config = json.loads((path / "config.json").read_text())
+    return Encoder(load_model(path, device), config, device)

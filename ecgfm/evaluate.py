@@ -46,14 +46,14 @@ def embed(model_name: str, model_dir, architecture: dict | None, ptbxl_dir, labe
     of ``architecture`` (seeded); others are loaded from ``model_dir``."""
     import torch
 
-    from .encoder import embed_array, load_encoder
+    from .encoder import embed_array, load_model
     from .model import Architecture, ECGFoundationModel
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if model_name.startswith("random_"):
         torch.manual_seed(seed)
         model = ECGFoundationModel(Architecture(**architecture)).to(device).eval()
     else:
-        model = load_encoder(model_dir, device=device)
+        model = load_model(model_dir, device=device)
     table = pd.read_parquet(labels_path)
     reader = ShardReader(ptbxl_dir)
     rows, parts, start = table["row"].to_numpy(), [], time.perf_counter()
@@ -80,6 +80,8 @@ def linear_probe(model_name: str, embeddings_path, labels_path, tasks, settings:
 def finetune(model_name: str, spec: dict, encoder_dir, ptbxl_dir, labels_path, tasks, settings: dict,
              out_dir, seed: int, provenance: dict | None = None) -> pd.DataFrame:
     """Fine-tune (``encoder_dir`` given) or train from scratch on folds 1-8, all tasks jointly."""
+    import torch
+
     from .finetune import new_classifier, predict_logits, save_classifier, train_classifier
     table, y, split = load_labels(labels_path, tasks)
     x = read_records(ptbxl_dir, table)
@@ -95,12 +97,18 @@ def finetune(model_name: str, spec: dict, encoder_dir, ptbxl_dir, labels_path, t
                        predict_logits(model, x[va], device=device), n_train=int(tr.sum()), seed=seed)
     rows += metric_rows(model_name, "finetune", "test", tasks, y[te], predict_logits(model, x[te], device=device),
                         resamples=settings["bootstrap_resamples"], n_train=int(tr.sum()), seed=seed)
+    from .pretrain import git_commit
+    provenance = {"commit": git_commit(), "torch": torch.__version__, **(provenance or {})}
+    if encoder_dir is not None:       # what the encoder was pretrained with and on
+        pretrained = json.loads((Path(encoder_dir) / "config.json").read_text())
+        provenance["pretraining"] = {k: pretrained.get(k) for k in ("name", "objective", "data", "training",
+                                                                     "provenance")}
     save_classifier(model.cpu(), out, {
         **spec, "tasks": list(tasks), "outputs": "logits; sigmoid gives the probability of each task",
         "preprocessing": settings["preprocessing"], "training": {
             "encoder": str(encoder_dir) if encoder_dir else None, "seed": seed, "seconds": round(seconds, 1),
             "epochs": len(history), "best_epoch": next(h["epoch"] for h in history if h["best"])},
-        "provenance": provenance or {}})
+        "provenance": provenance})
     pd.DataFrame(history).to_csv(out / "history.csv", index=False)
     return write_rows(rows, out / "results.parquet")
 

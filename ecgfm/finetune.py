@@ -8,7 +8,7 @@
   weights are kept, and training stops after ``patience`` epochs without improvement. The test
   fold is never an argument of this function.
 * Saved models are portable: ``model.safetensors`` (all weights), ``encoder.safetensors`` (the
-  ViT encoder alone, loadable by ``ecgfm.encoder.load_encoder``) and ``config.json`` (kind,
+  ViT encoder alone, loadable by ``ecgfm.load_encoder``) and ``config.json`` (kind,
   architecture, tasks, preprocessing, provenance).
 """
 from __future__ import annotations
@@ -147,9 +147,8 @@ def new_classifier(spec: dict, n_outputs: int, encoder_dir=None, seed: int = 0) 
     torch.manual_seed(seed)
     model = Classifier(spec["kind"], spec["architecture"], n_outputs)
     if encoder_dir is not None:
-        from .encoder import load_encoder
-        encoder = load_encoder(encoder_dir)
-        model.backbone.load_state_dict(encoder.state_dict())
+        from .encoder import load_model
+        model.backbone.load_state_dict(load_model(encoder_dir).state_dict())
     return model
 
 

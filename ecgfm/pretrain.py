@@ -86,7 +86,7 @@ def lr_at(step: int, base_lr: float, warmup: int, total: int, min_ratio: float =
     return base_lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                               cwd=Path(__file__).parent, timeout=10).stdout.strip() or None
@@ -330,7 +330,7 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
             "data": {"sources": corpus.sources, "records": len(corpus),
                      "patients": int(corpus.patient.max() + 1),
                      "ptbxl_folds": list(settings.get("include_ptbxl_folds", ()))},
-            "provenance": {"commit": _git_commit(), "torch": torch.__version__, **(provenance or {})},
+            "provenance": {"commit": git_commit(), "torch": torch.__version__, **(provenance or {})},
             "world_size": world,
             "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         }

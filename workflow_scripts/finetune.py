@@ -3,6 +3,7 @@ from pathlib import Path
 
 import torch
 
+from ecgfm.config import config_sha256
 from ecgfm.evaluate import finetune
 from ecgfm.runlog import log_to
 
@@ -13,4 +14,4 @@ encoder = sm.input.get("encoder")
 finetune(sm.wildcards.model, sm.params.spec, Path(encoder).parent if encoder else None,
          sm.input.manifest.rsplit("/", 1)[0], sm.input.labels, sm.params.tasks, sm.params.settings,
          Path(sm.output.rows).parent, seed=sm.config["seed"],
-         provenance={"workflow_rule": sm.rule, "results": sm.config["results"]})
+         provenance={"workflow_rule": sm.rule, "config_sha256": config_sha256(sm.config)})

@@ -1,0 +1,171 @@
+"""`ecgfm embed` / `ecgfm predict` and the Python API on one's own ECGs."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import REPO, shared_or_skip, tiny_pretrain_settings
+from ecgfm.readers import make_reader
+from ecgfm.standardize import Settings, standardize_record
+
+TASKS = ["MI", "STTC", "CD", "HYP"]
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "ecgfm.cli", *map(str, args), "--quiet"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def demo_model(demo_shards, tmp_path_factory):
+    """A small HL encoder pretrained for a few steps on the demo shards (the pretraining output)."""
+    from ecgfm.pretrain import pretrain
+    out = tmp_path_factory.mktemp("demo-model") / "HL_p250_d1_e32"
+    pretrain(tiny_pretrain_settings(steps=8, checkpoint_every=8), [demo_shards], out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def wfdb_folder(tmp_path_factory):
+    from ecgfm.demo import write_demo_source
+    dest = tmp_path_factory.mktemp("wfdb-input")
+    write_demo_source("wfdb", dest, n_patients=12, seed=3)
+    return dest
+
+
+def test_cli_embedding_equals_the_api_on_the_standardized_array(demo_model, wfdb_folder, tmp_path):
+    from ecgfm.encoder import load_encoder
+    run = _cli("embed", "--model", demo_model, "--input", wfdb_folder, "--out", tmp_path / "e.parquet")
+    assert run.returncode == 0, run.stderr
+    assert "WFDB folder: 12 records embedded, 0 rejected" in run.stderr
+    frame = pd.read_parquet(tmp_path / "e.parquet")
+    assert list(frame.columns) == ["record_id", "status", "reason", "embedding"] and len(frame) == 12
+    encoder = load_encoder(demo_model)
+    reader = make_reader("wfdb", wfdb_folder, "x")
+    items, _ = reader.items()
+    for item in items[:3]:
+        raw = reader.load(item)
+        ecg, _ = standardize_record(raw.signal, raw.fs, raw.lead_names, raw.unit, Settings())
+        api = encoder.embed(ecg[None])[0]
+        cli = frame.set_index("record_id").loc[item.record_id, "embedding"]
+        assert cli.shape == (encoder.width,)
+        np.testing.assert_allclose(cli, api, rtol=1e-5, atol=1e-6)
+
+
+def test_api_resamples_and_crops_like_the_standardization(demo_model, wfdb_folder):
+    from ecgfm.encoder import load_encoder
+    from ecgfm.standardize import crop_or_pad, resample, unit_to_mv
+    encoder = load_encoder(demo_model)
+    reader = make_reader("wfdb", wfdb_folder, "x")
+    raw = reader.load(reader.items()[0][0])            # 500 Hz, 10 s, in mV
+    x = (raw.signal.T[None] * unit_to_mv(raw.unit)).astype(np.float32)
+    expected = crop_or_pad(resample(x[0], raw.fs, 250.0), 2500, False)[0]
+    np.testing.assert_allclose(encoder.embed(x, fs=raw.fs), encoder.embed(expected[None]), rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="12 leads"):
+        encoder.embed(np.zeros((1, 8, 2500), np.float32))
+    with pytest.raises(ValueError, match="needs 10 s"):
+        encoder.embed(np.zeros((1, 12, 1000), np.float32))
+
+
+def test_real_cinc2021_folder_embeds_end_to_end(demo_model, tmp_path):
+    cinc = shared_or_skip("cinc2021-samples")
+    run = _cli("embed", "--model", demo_model, "--input", cinc, "--out", tmp_path / "cinc.parquet")
+    assert run.returncode == 0, run.stderr
+    frame = pd.read_parquet(tmp_path / "cinc.parquet")
+    assert len(frame) == 50 and frame["record_id"].is_unique
+    rejected = frame[frame["status"] == "rejected"]
+    # the same two records the standardization stage quarantines, with the reason shown
+    assert dict(zip(rejected["record_id"], rejected["reason"].str[:9])) == {"JS20004": "flat lead", "JS20008": "flat lead"}
+    assert frame["embedding"].isna().sum() == 2
+    assert np.isfinite(np.stack(frame.loc[frame["status"] == "ok", "embedding"].to_list())).all()
+    assert "48 records embedded, 2 rejected" in run.stderr and "flat lead" in run.stderr
+
+
+def test_code_style_hdf5_and_standardized_shards(demo_model, demo_shards, tmp_path):
+    import h5py
+
+    from ecgfm.demo import write_demo_source
+    from ecgfm.encoder import embed_array, load_model
+    from ecgfm.shards import ShardReader
+    write_demo_source("code15", tmp_path / "code", n_patients=6, seed=2, missing_waveforms=0)
+    part = sorted((tmp_path / "code").glob("exams_part*.hdf5"))[0]
+    with h5py.File(part) as f:
+        exam_ids = {str(int(i)) for i in f["exam_id"][:] if i != 0}
+    run = _cli("embed", "--model", demo_model, "--input", part, "--out", tmp_path / "code.parquet")
+    assert run.returncode == 0, run.stderr
+    frame = pd.read_parquet(tmp_path / "code.parquet")
+    assert set(frame["record_id"]) == exam_ids and (frame["status"] == "ok").all()
+    # standardized shards are used as stored
+    run = _cli("embed", "--model", demo_model, "--input", demo_shards, "--out", tmp_path / "shards.parquet")
+    assert run.returncode == 0, run.stderr
+    frame = pd.read_parquet(tmp_path / "shards.parquet")
+    reader = ShardReader(demo_shards)
+    assert frame["record_id"].tolist() == reader.manifest["record_id"].astype(str).tolist()
+    expected = embed_array(load_model(demo_model), reader.read(np.arange(5)))
+    np.testing.assert_allclose(np.stack(frame["embedding"][:5].to_list()), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_malformed_inputs_give_clear_errors(demo_model, tmp_path):
+    import h5py
+    (tmp_path / "notes.txt").write_text("not an ECG\n")
+    run = _cli("embed", "--model", demo_model, "--input", tmp_path / "notes.txt", "--out", tmp_path / "o.parquet")
+    assert run.returncode == 2 and "unknown input format" in run.stderr
+    (tmp_path / "empty").mkdir()
+    run = _cli("embed", "--model", demo_model, "--input", tmp_path / "empty", "--out", tmp_path / "o.parquet")
+    assert run.returncode == 2 and "no records found" in run.stderr
+    with h5py.File(tmp_path / "eight.hdf5", "w") as f:
+        f["tracings"] = np.zeros((2, 4096, 8), np.float32)
+    run = _cli("embed", "--model", demo_model, "--input", tmp_path / "eight.hdf5", "--out", tmp_path / "o.parquet")
+    assert run.returncode == 2 and "expected [records, samples, 12]" in run.stderr
+    # a record with the wrong lead set is listed as rejected, with the missing leads named
+    from ecgfm.wfdb import write_record
+    (tmp_path / "three").mkdir()
+    write_record(tmp_path / "three", "r1", np.zeros((5000, 3), np.int16), 500, ["I", "II", "V1"])
+    run = _cli("embed", "--model", demo_model, "--input", tmp_path / "three", "--out", tmp_path / "t.parquet")
+    assert run.returncode == 0, run.stderr
+    row = pd.read_parquet(tmp_path / "t.parquet").iloc[0]
+    assert row["status"] == "rejected" and row["reason"].startswith("missing lead(s): III, aVR")
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_predict_writes_a_probability_per_task(demo_model, wfdb_folder, tmp_path):
+    from ecgfm.finetune import new_classifier, predict_logits, save_classifier
+    config = json.loads((demo_model / "config.json").read_text())
+    spec = {"kind": "vit", "architecture": config["architecture"]}
+    model = new_classifier(spec, 4, demo_model, seed=1)
+    save_classifier(model, tmp_path / "ft", {**spec, "tasks": TASKS, "preprocessing": config["preprocessing"]})
+    run = _cli("predict", "--model", tmp_path / "ft", "--input", wfdb_folder, "--out", tmp_path / "p.csv")
+    assert run.returncode == 0, run.stderr
+    frame = pd.read_csv(tmp_path / "p.csv")
+    assert list(frame.columns) == ["record_id", "status", "reason", *TASKS] and len(frame) == 12
+    assert frame[TASKS].apply(lambda c: c.between(0, 1)).all().all()
+    reader = make_reader("wfdb", wfdb_folder, "x")
+    raw = reader.load(reader.items()[0][0])
+    ecg, _ = standardize_record(raw.signal, raw.fs, raw.lead_names, raw.unit, Settings())
+    expected = torch.sigmoid(torch.from_numpy(predict_logits(model.eval(), ecg[None]))).numpy()[0]
+    np.testing.assert_allclose(frame.iloc[0][TASKS].to_numpy(float), expected, atol=2e-6)
+
+
+def test_short_code_exams_are_rejected_or_padded_on_request(demo_model, wfdb_folder, tmp_path):
+    import h5py
+
+    from ecgfm.standardize import resample
+    reader = make_reader("wfdb", wfdb_folder, "x")
+    raw = reader.load(reader.items()[0][0])
+    seven = resample(raw.signal.T.astype(np.float32), raw.fs, 400.0)[:, :2800].T     # 7 s at 400 Hz
+    tracing = np.zeros((1, 4096, 12), np.float32)
+    tracing[0, 648:648 + 2800] = seven                   # CODE-15%'s zero padding on both sides
+    with h5py.File(tmp_path / "exams.hdf5", "w") as f:
+        f["tracings"] = tracing
+        f["exam_id"] = np.array([77])
+    run = _cli("embed", "--model", demo_model, "--input", tmp_path / "exams.hdf5", "--out", tmp_path / "a.parquet")
+    row = pd.read_parquet(tmp_path / "a.parquet").iloc[0]
+    assert run.returncode == 0 and row["status"] == "rejected" and row["reason"].startswith("too short: 7.00 s")
+    run = _cli("embed", "--model", demo_model, "--input", tmp_path / "exams.hdf5", "--out", tmp_path / "b.parquet",
+               "--pad-short")
+    row = pd.read_parquet(tmp_path / "b.parquet").iloc[0]
+    assert row["record_id"] == "77" and row["status"] == "ok" and row["reason"] == "zero-padded 750 samples to 10 s"
