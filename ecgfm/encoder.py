@@ -83,8 +83,8 @@ class Encoder:
         return embed_array(self.model, self.standardize(x, fs), batch_size, self.device)
 
     def embed_records(self, path, batch_size: int = 256, progress: bool = False, **input_options):
-        """Embed the records of a WFDB folder, CODE-style HDF5 file or standardized shards
-        (``ecgfm.inference.open_input``) -> a DataFrame, one row per record."""
+        """Embed the records of a WFDB folder, CODE-style HDF5 file, standardized shards, or a
+        reader of ``ecgfm.readers`` (``ecgfm.inference.open_input``) -> a DataFrame, one row per record."""
         from .inference import run_records
         return run_records(path, self.config["preprocessing"], lambda x: embed_array(self.model, x, batch_size, self.device),
                            batch_size, progress, "embedding", **input_options)

@@ -62,12 +62,20 @@ def _standardize(record_id, signal, fs, lead_names, unit, settings) -> Outcome:
 def _wfdb_records(folder: Path, settings: Settings) -> tuple[int, Iterator[Outcome]]:
     reader = WFDBFolderReader(folder, source="input")
     try:
-        items, _ = reader.items()
+        return _reader_records(reader, settings)
     except FileNotFoundError:
         raise InputError(f"{folder}: no records found (expected WFDB .hea files, a CODE-style HDF5 file, "
                          f"or standardized shards with manifest.parquet)") from None
 
+
+def _reader_records(reader, settings: Settings) -> tuple[int, Iterator[Outcome]]:
+    """Any reader of ``ecgfm.readers`` (``items()`` / ``load(item)``); metadata rows without a
+    waveform come out as rejected records."""
+    items, missing = reader.items()
+
     def gen():
+        for record_id, reason in missing:
+            yield Outcome(str(record_id), None, reason)
         for item in items:
             try:
                 raw = reader.load(item)
@@ -75,7 +83,7 @@ def _wfdb_records(folder: Path, settings: Settings) -> tuple[int, Iterator[Outco
                 yield Outcome(item.record_id, None, f"unreadable: {exc}")
                 continue
             yield _standardize(item.record_id, raw.signal, raw.fs, raw.lead_names, raw.unit, settings)
-    return len(items), gen()
+    return len(items) + len(missing), gen()
 
 
 def _code_records(path: Path, settings: Settings, fs: float, unit: str) -> tuple[int, Iterator[Outcome]]:
@@ -122,10 +130,13 @@ def _shard_records(paths: list[Path], settings: Settings) -> tuple[int, Iterator
 
 def open_input(path, preprocessing: dict, fs: float = 400.0, unit: str = "mV",
                keep_flagged: bool = False, pad_short: bool = False) -> tuple[str, int, Iterator[Outcome]]:
-    """(format name, number of records, iterator of standardized outcomes) for ``path``."""
+    """(format name, number of records, iterator of standardized outcomes) for ``path``, which may
+    also be a reader object of ``ecgfm.readers`` (e.g. ``make_reader("code15", root, "mine")``)."""
     import h5py
-    path = Path(path)
     settings = settings_for(preprocessing, keep_flagged, pad_short)
+    if hasattr(path, "items") and hasattr(path, "load"):
+        return (type(path).__name__, *_reader_records(path, settings))
+    path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
     if path.is_dir():

@@ -169,3 +169,16 @@ def test_short_code_exams_are_rejected_or_padded_on_request(demo_model, wfdb_fol
                "--pad-short")
     row = pd.read_parquet(tmp_path / "b.parquet").iloc[0]
     assert row["record_id"] == "77" and row["status"] == "ok" and row["reason"] == "zero-padded 750 samples to 10 s"
+
+
+def test_api_embeds_records_of_a_project_reader(demo_model, tmp_path):
+    from ecgfm import load_encoder
+    from ecgfm.demo import write_demo_source
+    counts = write_demo_source("code15", tmp_path / "code", n_patients=5, seed=4, missing_waveforms=1)
+    reader = make_reader("code15", tmp_path / "code", "mine")
+    table = load_encoder(demo_model).embed_records(reader, pad_short=True)
+    assert len(table) == counts["metadata_rows"]
+    missing = table[table["reason"].str.startswith("no waveform")]
+    assert len(missing) == 1 and missing["embedding"].isna().all()
+    ok = table[table["status"] == "ok"]
+    assert len(ok) == len(table) - 1 and all(e.shape == (32,) for e in ok["embedding"])
