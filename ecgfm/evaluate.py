@@ -83,9 +83,7 @@ def finetune(model_name: str, spec: dict, encoder_dir, ptbxl_dir, labels_path, t
     import torch
 
     from .finetune import new_classifier, predict_logits, save_classifier, train_classifier
-    table, y, split = load_labels(labels_path, tasks)
-    x = read_records(ptbxl_dir, table)
-    tr, va, te = split == "train", split == "validation", split == "test"
+    x, y, tr, va, te = _splits(ptbxl_dir, labels_path, tasks)
     model = new_classifier(spec, len(tasks), encoder_dir, seed)
     start = time.perf_counter()
     history = train_classifier(model, x[tr], y[tr], x[va], y[va], settings, seed,
@@ -94,9 +92,9 @@ def finetune(model_name: str, spec: dict, encoder_dir, ptbxl_dir, labels_path, t
     out = Path(out_dir)
     device = next(model.parameters()).device
     rows = metric_rows(model_name, "finetune", "validation", tasks, y[va],
-                       predict_logits(model, x[va], device=device), n_train=int(tr.sum()), seed=seed)
+                       predict_logits(model, x[va], device=device), n_train=len(tr), seed=seed)
     rows += metric_rows(model_name, "finetune", "test", tasks, y[te], predict_logits(model, x[te], device=device),
-                        resamples=settings["bootstrap_resamples"], n_train=int(tr.sum()), seed=seed)
+                        resamples=settings["bootstrap_resamples"], n_train=len(tr), seed=seed)
     from .pretrain import git_commit
     provenance = {"commit": git_commit(), "torch": torch.__version__, **(provenance or {})}
     if encoder_dir is not None:       # what the encoder was pretrained with and on
