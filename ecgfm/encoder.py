@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .leads import CANONICAL_LEADS
 from .model import Architecture, ECGFoundationModel
 from .standardize import crop_or_pad, resample
 
@@ -56,8 +57,7 @@ class Encoder:
         pre = config.get("preprocessing", {})
         self.fs = float(pre.get("fs", 250.0))
         self.seconds = float(pre.get("seconds", 10.0))
-        self.leads = list(pre.get("leads", ["I", "II", "III", "aVR", "aVL", "aVF",
-                                            "V1", "V2", "V3", "V4", "V5", "V6"]))
+        self.leads = list(pre.get("leads", CANONICAL_LEADS))
         self.width = model.arch.width
 
     @property
@@ -71,12 +71,11 @@ class Encoder:
             raise ValueError(f"expected an array [records, {len(self.leads)} leads ({', '.join(self.leads)}), "
                              f"samples], got shape {x.shape}")
         fs = self.fs if fs is None else float(fs)
-        if fs != self.fs:
-            x = np.stack([resample(r, fs, self.fs) for r in x]) if len(x) else x
+        if fs != self.fs:           # both functions work along the last axis, every record at once
+            x = resample(x, fs, self.fs)
         if x.shape[-1] < self.n_samples:
             raise ValueError(f"records of {x.shape[-1] / self.fs:.2f} s; the model needs {self.seconds:g} s")
-        return np.stack([crop_or_pad(r, self.n_samples, False)[0] for r in x]) if len(x) else \
-            np.empty((0, len(self.leads), self.n_samples), np.float32)
+        return crop_or_pad(x, self.n_samples, False)[0]
 
     def embed(self, x: np.ndarray, fs: float | None = None, batch_size: int = 256) -> np.ndarray:
         """Embeddings [n, width] of ECGs [n, 12, samples] in mV sampled at ``fs`` (default: the model's)."""

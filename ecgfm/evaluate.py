@@ -30,13 +30,20 @@ def load_labels(labels_path, tasks) -> tuple[pd.DataFrame, np.ndarray, np.ndarra
     return table, table[list(tasks)].to_numpy(bool), table["split"].to_numpy(str)
 
 
-def read_records(ptbxl_dir, table: pd.DataFrame, chunk: int = 4096) -> np.ndarray:
-    """The standardized ECGs of the labeled records, [n, 12, samples] float32, in table order."""
+def record_chunks(ptbxl_dir, table: pd.DataFrame, chunk: int = 4096):
+    """The standardized ECGs of the labeled records in table order, ``chunk`` at a time
+    ([k, 12, samples] float32 each), so that a job can stream them."""
     reader = ShardReader(ptbxl_dir)
     rows = table["row"].to_numpy()
     if len(reader) <= rows.max(initial=-1):
         raise ValueError(f"{ptbxl_dir}: labels.parquet refers to row {rows.max()}, the manifest has {len(reader)}")
-    return np.concatenate([reader.read(rows[i:i + chunk]) for i in range(0, len(rows), chunk)])
+    for i in range(0, len(rows), chunk):
+        yield reader.read(rows[i:i + chunk])
+
+
+def read_records(ptbxl_dir, table: pd.DataFrame) -> np.ndarray:
+    """All the standardized ECGs of the labeled records, [n, 12, samples] float32, in table order."""
+    return np.concatenate(list(record_chunks(ptbxl_dir, table)))
 
 
 # --- embeddings and linear probing ---------------------------------------------------------------
@@ -47,19 +54,17 @@ def embed(model_name: str, model_dir, architecture: dict | None, ptbxl_dir, labe
     import torch
 
     from .encoder import embed_array, load_model
+    from .finetune import device_for_training
     from .model import Architecture, ECGFoundationModel
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = device_for_training()
     if model_name.startswith("random_"):
         torch.manual_seed(seed)
         model = ECGFoundationModel(Architecture(**architecture)).to(device).eval()
     else:
         model = load_model(model_dir, device=device)
-    table = pd.read_parquet(labels_path)
-    reader = ShardReader(ptbxl_dir)
-    rows, parts, start = table["row"].to_numpy(), [], time.perf_counter()
-    for i in range(0, len(rows), 4096):
-        parts.append(embed_array(model, reader.read(rows[i:i + 4096]), batch_size, device))
-    log.info("embedded %d records with %s in %.1f s", len(rows), model_name, time.perf_counter() - start)
+    table, start = pd.read_parquet(labels_path), time.perf_counter()
+    parts = [embed_array(model, x, batch_size, device) for x in record_chunks(ptbxl_dir, table)]
+    log.info("embedded %d records with %s in %.1f s", len(table), model_name, time.perf_counter() - start)
     write_embeddings(out, np.concatenate(parts), table["record_id"], model_name)
 
 
@@ -82,7 +87,7 @@ def finetune(model_name: str, spec: dict, encoder_dir, ptbxl_dir, labels_path, t
     """Fine-tune (``encoder_dir`` given) or train from scratch on folds 1-8, all tasks jointly."""
     import torch
 
-    from .finetune import new_classifier, predict_logits, save_classifier, train_classifier
+    from .finetune import new_classifier, save_classifier, train_classifier
     x, y, tr, va, te = _splits(ptbxl_dir, labels_path, tasks)
     model = new_classifier(spec, len(tasks), encoder_dir, seed)
     start = time.perf_counter()
@@ -90,11 +95,7 @@ def finetune(model_name: str, spec: dict, encoder_dir, ptbxl_dir, labels_path, t
                                pretrained=encoder_dir is not None, log=log.info)
     seconds = time.perf_counter() - start
     out = Path(out_dir)
-    device = next(model.parameters()).device
-    rows = metric_rows(model_name, "finetune", "validation", tasks, y[va],
-                       predict_logits(model, x[va], device=device), n_train=len(tr), seed=seed)
-    rows += metric_rows(model_name, "finetune", "test", tasks, y[te], predict_logits(model, x[te], device=device),
-                        resamples=settings["bootstrap_resamples"], n_train=len(tr), seed=seed)
+    rows = _score(model, model_name, "finetune", "full", x, y, va, te, tasks, settings, seed, n_train=len(tr))
     from .pretrain import git_commit
     provenance = {"commit": git_commit(), "torch": torch.__version__, **(provenance or {})}
     if encoder_dir is not None:       # what the encoder was pretrained with and on
@@ -112,16 +113,21 @@ def finetune(model_name: str, spec: dict, encoder_dir, ptbxl_dir, labels_path, t
 
 
 # --- low incidence and limited labels ------------------------------------------------------------------
+def _score(model, model_name, protocol, setting, x, y, va, te, tasks, settings, seed, n_train) -> list[dict]:
+    """Validation rows, and test rows with their bootstrap CIs, of a trained classifier."""
+    from .finetune import predict_logits
+    return (metric_rows(model_name, protocol, "validation", tasks, y[va], predict_logits(model, x[va]),
+                        setting=setting, seed=seed, n_train=n_train)
+            + metric_rows(model_name, protocol, "test", tasks, y[te], predict_logits(model, x[te]),
+                          setting=setting, seed=seed, resamples=settings["bootstrap_resamples"], n_train=n_train))
+
+
 def _fit_and_score(model_name, spec, encoder_dir, x, y, idx, va, te, tasks, settings, seed, protocol, setting):
-    from .finetune import new_classifier, predict_logits, train_classifier
+    from .finetune import new_classifier, train_classifier
     model = new_classifier(spec, y.shape[1], encoder_dir, seed)
     train_classifier(model, x[idx], y[idx], x[va], y[va], settings, seed, pretrained=encoder_dir is not None,
                      log=log.debug)
-    device = next(model.parameters()).device
-    return (metric_rows(model_name, protocol, "validation", tasks, y[va], predict_logits(model, x[va], device=device),
-                        setting=setting, seed=seed, n_train=len(idx))
-            + metric_rows(model_name, protocol, "test", tasks, y[te], predict_logits(model, x[te], device=device),
-                          setting=setting, seed=seed, resamples=settings["bootstrap_resamples"], n_train=len(idx)))
+    return _score(model, model_name, protocol, setting, x, y, va, te, tasks, settings, seed, n_train=len(idx))
 
 
 def _splits(ptbxl_dir, labels_path, tasks):

@@ -23,7 +23,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .readers import RecordError, WFDBFolderReader, strip_zero_padding
+from .readers import RecordError, WFDBFolderReader, code_signal
 from .standardize import RejectRecord, Settings, standardize_record
 from .wfdb import WfdbError
 
@@ -100,9 +100,10 @@ def _code_records(path: Path, settings: Settings, fs: float, unit: str) -> tuple
             for k, record_id in enumerate(ids):
                 if record_id == "0" and "exam_id" in f and not np.any(tracings[k]):
                     continue        # CODE-15%'s padding row: not a record
-                signal, _ = strip_zero_padding(np.asarray(tracings[k], dtype=np.float32))
-                if signal.shape[0] == 0:
-                    yield Outcome(record_id, None, "all-zero tracing")
+                try:
+                    signal, _ = code_signal(tracings[k])
+                except RecordError as exc:
+                    yield Outcome(record_id, None, str(exc))
                     continue
                 yield _standardize(record_id, signal, fs, CODE_LEADS, unit, settings)
     return len(ids), gen()
@@ -122,9 +123,11 @@ def _shard_records(paths: list[Path], settings: Settings) -> tuple[int, Iterator
     def gen():
         for path in paths:
             with h5py.File(path, "r") as f:
-                ids = f["record_id"].asstr()[:]
-                for k, record_id in enumerate(ids):
-                    yield Outcome(record_id, np.asarray(f["ecg"][k], dtype=np.float32))
+                ids, ecg = f["record_id"].asstr()[:], f["ecg"]
+                for start in range(0, len(ids), 1024):      # contiguous blocks, not a read per record
+                    block = np.asarray(ecg[start:start + 1024], dtype=np.float32)
+                    for record_id, x in zip(ids[start:start + 1024], block):
+                        yield Outcome(record_id, x)
     return total, gen()
 
 

@@ -229,6 +229,15 @@ def strip_zero_padding(tracing: np.ndarray) -> tuple[np.ndarray, int]:
     return tracing[start:stop], tracing.shape[0] - (stop - start)
 
 
+def code_signal(tracing) -> tuple[np.ndarray, int]:
+    """A CODE-layout tracing row [4096, 12] -> (signal without its zero padding, samples stripped);
+    ``RecordError`` when the row is all zeros."""
+    signal, stripped = strip_zero_padding(np.asarray(tracing, dtype=np.float32))
+    if signal.shape[0] == 0:
+        raise RecordError("all-zero tracing")
+    return signal, stripped
+
+
 class Code15Reader:
     """CODE-15%: ``exams.csv`` + ``exams_part{i}.hdf5`` (``tracings`` N x 4096 x 12, ``exam_id``).
 
@@ -283,10 +292,7 @@ class Code15Reader:
 
     def load(self, item):
         part, row = item.locator
-        tracing = np.asarray(self._h5.get(str(self.root / part))["tracings"][row], dtype=np.float32)
-        signal, stripped = strip_zero_padding(tracing)
-        if signal.shape[0] == 0:
-            raise RecordError("all-zero tracing")
+        signal, stripped = code_signal(self._h5.get(str(self.root / part))["tracings"][row])
         return RawRecord(signal, self.fs, self.lead_names, self.unit,
                          {"orig_unit": self.unit, "zero_padding_stripped": stripped})
 
