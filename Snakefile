@@ -11,6 +11,9 @@ configfile: "config.yaml"
 validate(config, "ecgfm/schemas/config.schema.yaml")
 
 
+report: "rules/captions/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/download.smk"
 include: "rules/demo.smk"
@@ -19,6 +22,7 @@ include: "rules/pretrain.smk"
 include: "rules/evaluate.smk"
 include: "rules/subsample.smk"
 include: "rules/risk.smk"
+include: "rules/report.smk"
 
 
 rule all:
@@ -26,3 +30,4 @@ rule all:
         standardized_outputs(),
         pretrained_encoders(),
         evaluation_outputs(),
+        report_outputs(),

@@ -4,6 +4,8 @@ from pathlib import Path
 
 from snakemake.logging import logger
 
+from ecgfm.report import TABLE_PROTOCOLS, figure_name, table_title
+
 from ecgfm.config import (classifier_spec, enabled_sources, model_name, pretrain_grid,
                           pretrain_settings, probe_settings, random_init_models, raw_dir,
                           raw_origin, risk_needs_variant, standardize_block, training_settings)
@@ -69,6 +71,16 @@ def evaluation_outputs():
         logger.warning("ptbxl is not enabled: no evaluation")
         return []
     return expand(f"{RESULTS}/eval/{{protocol}}.parquet", protocol=PROTOCOLS)
+
+
+def report_outputs():
+    """The paper's tables (CSV, Markdown, HTML) and Figures 3-4; none without PTB-XL."""
+    if "ptbxl" not in SOURCES:
+        return []
+    tables = expand(f"{RESULTS}/tables/table{{number}}.{{ext}}", number=TABLE_PROTOCOLS, ext=["csv", "md", "html"])
+    figures = expand(f"{RESULTS}/figures/{{name}}.{{ext}}", name=[figure_name(m) for m in config["pretrain"]["methods"]],
+                     ext=["png", "svg"])
+    return tables + figures + [f"{RESULTS}/report/config.yaml"]
 
 
 def encoder_weights(wildcards):

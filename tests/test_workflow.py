@@ -98,3 +98,50 @@ def test_demo_dag_evaluates_every_protocol(demo_results):
     risk = rows["risk"].pivot_table(index=["model", "task"], columns="metric", values="value")
     parts = risk[["approximation", "usability", "probe_generalization", "encoder_generalization"]].sum(axis=1)
     assert ((parts - risk["total"]).abs() < 1e-9).all() and len(risk) == 12
+
+
+def test_demo_dag_writes_every_table_and_figure_from_the_result_rows(demo_results):
+    from ecgfm.report import TABLE_PROTOCOLS
+    rows = pd.concat([pd.read_parquet(p) for p in (demo_results / "eval").glob("*.parquet")
+                      if p.stem != "labels"], ignore_index=True)
+    test = rows[rows["split"] == "test"]
+    for number, protocols in TABLE_PROTOCOLS.items():
+        stem = demo_results / "tables" / f"table{number}"
+        table = pd.read_csv(stem.with_suffix(".csv"), dtype={"setting": str})
+        assert f"Table {number}" in stem.with_suffix(".md").read_text()
+        assert "<table" in stem.with_suffix(".html").read_text()
+        ours = table[table["ours"].notna()]
+        assert len(ours) and table["paper"].notna().any(), number
+        # every cell of ours is the mean over seeds of the test rows of the model it names
+        for cell in ours[ours["task"].isin(["MI", "STTC", "CD", "HYP"])].to_dict("records"):
+            source = test[(test["protocol"].isin(protocols)) & (test["model"] == cell["model"])
+                          & (test["task"] == cell["task"]) & (test["setting"] == cell["setting"])
+                          & (test["metric"] == cell["metric"])]
+            assert len(source) and source["value"].mean() == pytest.approx(cell["ours"], abs=1e-5), cell
+        for _, crit in ours[ours["metric"] == "criteria"].iterrows():
+            same = ours[(ours["key"] == crit["key"]) & (ours["setting"] == crit["setting"])
+                        & ours["metric"].isin(["AUROC", "AUPRC"])]
+            if number not in (8, 9, 10, 11):     # the grid tables hold one metric and the criteria
+                assert same["ours"].sum() == pytest.approx(crit["ours"], abs=1e-4)
+    for name in ("figure3_HL", "figure4_CL", "figure4_GL"):
+        assert (demo_results / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert "<svg" in (demo_results / "figures" / f"{name}.svg").read_text()[:1000]
+
+
+def test_html_report_opens_in_chromium_and_shows_figures_and_tables(demo_results, tmp_path):
+    import browser
+    report = tmp_path / "report.html"
+    run = _snakemake("--profile", "profiles/demo", "--config", f"results={demo_results}", "--report", str(report),
+                     timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    if browser.chromium() is None:
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium); .ci/run installs it")
+    shown = browser.show(report, "Figures", "Figure 3HL", tmp_path)
+    assert shown["found"] == {"menu": True, "row": True}
+    figures = [i for i in shown["images"] if i["src"].startswith("data:image/png")]
+    assert figures and figures[0]["width"] > 500 and figures[0]["shown"] > 200, shown["images"]
+    shown = browser.show(report, "Tables", "Table 1", tmp_path)
+    assert shown["found"]["row"] and all(f"Table {n}" in shown["text"] for n in (1, 2, 3, 4, 5, 8, 9, 10, 11))
+    assert shown["frames"] and shown["frames"][0]["shown"] > 500          # the table, in its frame
+    shown = browser.show(report, "Configuration", "config.yaml", tmp_path)
+    assert shown["found"]["menu"]

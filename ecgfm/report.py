@@ -1,0 +1,341 @@
+"""The paper's tables and figures from the tidy result rows, with the published numbers beside ours.
+
+Every cell of our tables is a test-fold (fold 10) value of ``results/eval/<protocol>.parquet``,
+averaged over seeds where a protocol has several (Tables 4-5); the architecture each method is
+represented by comes from ``best_architectures.json``, which was chosen on fold 9 only. The
+paper's numbers live in ``ecgfm/paper/published.csv`` (one row per published cell, with the table
+it comes from). A table is built in three steps, all pure:
+
+1. ``summarize``: result rows -> one test value per (model, protocol, task, setting, metric),
+   plus the paper's *criteria* (the sum of the four tasks' AUROC and AUPRC);
+2. ``table1`` ... ``grid_table``: pick the rows of one table and give each its *key*, the name of
+   its row in the paper (``HL``, ``random@HL``, ``ViT@HL``, ``ResNet50``, ``supervised``);
+3. ``compare``: join with the published cells on key, setting, task and metric (and architecture
+   for the grid tables) -> ``ours``, ``paper``, ``diff = ours - paper``.
+
+``markdown`` and ``html`` lay a comparison out as the paper does, in three blocks: ours, the
+paper's, and the difference. ``architecture_figure`` draws Figures 3-4.
+"""
+from __future__ import annotations
+
+import html as _html
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PUBLISHED = Path(__file__).parent / "paper" / "published.csv"
+RISK_COMPONENTS = ("approximation", "usability", "probe_generalization", "encoder_generalization", "total")
+ARCH = ["patch", "depth", "width"]
+KEYS = ["key", "setting", "task", "metric"]
+
+TITLES = {
+    1: "Linear probing of each method's best architecture against a random-init encoder",
+    2: "Risk decomposition of the linear probes (1 - AUROC)",
+    3: "Fine-tuning of each method's best encoder against the supervised ViT and 1D-ResNet50",
+    4: "Fine-tuning at low case ratios",
+    5: "Fine-tuning with a share of the training labels",
+    8: "AUROC of every linear-probed encoder of the grid",
+    9: "AUPRC of every linear-probed encoder of the grid",
+    10: "AUROC of every fine-tuned encoder of the grid",
+    11: "AUPRC of every fine-tuned encoder of the grid",
+}
+GRID_TABLES = {8: ("linear_probe", "AUROC"), 9: ("linear_probe", "AUPRC"),
+               10: ("finetune", "AUROC"), 11: ("finetune", "AUPRC")}
+# the result tables (results/eval/<protocol>.parquet) each table is built from
+TABLE_PROTOCOLS = {1: ["linear_probe"], 2: ["risk"], 3: ["finetune"], 4: ["case_ratio"], 5: ["data_usage"],
+                   **{n: [protocol] for n, (protocol, _) in GRID_TABLES.items()}}
+
+
+def load_published(path: str | Path = PUBLISHED) -> pd.DataFrame:
+    frame = pd.read_csv(path, comment="#", dtype={"key": str, "setting": str, "task": str, "metric": str,
+                                                  "note": str})
+    for col in ARCH:
+        frame[col] = frame[col].astype("Int64")
+    frame["note"] = frame["note"].fillna("")
+    return frame
+
+
+# --- 1. result rows -> test values -------------------------------------------------------------
+def summarize(rows: pd.DataFrame) -> pd.DataFrame:
+    """Test-fold rows -> one value per cell: the mean over seeds, their SD and count; the
+    bootstrap CI where there is a single seed. Adds the criteria rows (task ``all``)."""
+    test = rows[rows["split"] == "test"]
+    group = ["model", "method", *ARCH, "protocol", "task", "setting", "metric"]
+    out = (test.groupby(group, dropna=False, sort=False)
+           .agg(value=("value", "mean"), sd=("value", "std"), n_seeds=("seed", "nunique"),
+                ci_low=("ci_low", "mean"), ci_high=("ci_high", "mean"), n_train=("n_train", "mean"))
+           .reset_index())
+    several = out["n_seeds"] > 1
+    out.loc[several, ["ci_low", "ci_high"]] = np.nan       # a mean of intervals is not an interval
+    return pd.concat([out, _criteria(out)], ignore_index=True)
+
+
+def _criteria(cells: pd.DataFrame) -> pd.DataFrame:
+    """The paper's criteria per model and setting: the sum of the 4 AUROCs and 4 AUPRCs (only
+    where all 8 exist)."""
+    perf = cells[cells["metric"].isin(["AUROC", "AUPRC"])]
+    group = ["model", "method", *ARCH, "protocol", "setting"]
+    agg = (perf.groupby(group, dropna=False, sort=False)
+           .agg(value=("value", "sum"), cells=("value", "count"), sd=("sd", "first"),
+                n_seeds=("n_seeds", "max"), n_train=("n_train", "mean"))
+           .reset_index())
+    expected = perf.groupby("protocol")["task"].nunique().mul(2)
+    agg = agg[agg["cells"] == agg["protocol"].map(expected)].drop(columns="cells")
+    agg["sd"] = np.nan
+    return agg.assign(task="all", metric="criteria", ci_low=np.nan, ci_high=np.nan)
+
+
+# --- 2. the rows of each table -------------------------------------------------------------------
+def _pick(cells: pd.DataFrame, protocol: str, model: str, key: str) -> pd.DataFrame:
+    return cells[(cells["protocol"] == protocol) & (cells["model"] == model)].assign(key=key)
+
+
+def _arch_name(kind: str, choice: dict) -> str:
+    return f"{kind}_p{choice['patch']}_d{choice['depth']}_e{choice['width']}"
+
+
+def table1(cells: pd.DataFrame, best: dict) -> pd.DataFrame:
+    """Each method's best encoder (probe) and a random-init encoder at the same architecture."""
+    parts = []
+    for method, choice in best.items():
+        parts.append(_pick(cells, "linear_probe", choice["model"], method))
+        parts.append(_pick(cells, "linear_probe", _arch_name("random", choice), f"random@{method}"))
+    return pd.concat(parts, ignore_index=True)
+
+
+def table2(cells: pd.DataFrame) -> pd.DataFrame:
+    """Risk components per method and task, and their average over tasks (the paper's AVR.)."""
+    risk = cells[(cells["protocol"] == "risk") & cells["metric"].isin(RISK_COMPONENTS)]
+    risk = risk.assign(key=risk["method"])
+    average = (risk.groupby(["key", "model", "method", *ARCH, "protocol", "setting", "metric"], dropna=False)
+               .agg(value=("value", "mean"), n_seeds=("n_seeds", "max"), n_train=("n_train", "mean"))
+               .reset_index().assign(task="average"))
+    return pd.concat([risk, average], ignore_index=True)
+
+
+def table3(cells: pd.DataFrame, best: dict) -> pd.DataFrame:
+    """Fine-tuned best encoders, the supervised ViT at each of their architectures, the ResNet."""
+    parts = [_pick(cells, "finetune", "ResNet50", "ResNet50")]
+    for method, choice in best.items():
+        parts.append(_pick(cells, "finetune", _arch_name("ViT", choice), f"ViT@{method}"))
+        parts.append(_pick(cells, "finetune", choice["model"], method))
+    return pd.concat(parts, ignore_index=True)
+
+
+def stress_table(cells: pd.DataFrame, protocol: str) -> pd.DataFrame:
+    """Tables 4 (case_ratio) and 5 (data_usage): one row per method and setting; the supervised
+    ViT is the paper's "Supervised Learning (Baseline)" (key ``supervised``)."""
+    rows = cells[cells["protocol"] == protocol]
+    return rows.assign(key=rows["method"])
+
+
+def grid_table(cells: pd.DataFrame, protocol: str, metric: str) -> pd.DataFrame:
+    """Tables 8-11: every SSL encoder of the grid, one metric and the criteria."""
+    rows = cells[(cells["protocol"] == protocol) & cells["method"].isin(["GL", "CL", "HL"])
+                 & cells["metric"].isin([metric, "criteria"])]
+    return rows.assign(key=rows["method"])
+
+
+def build_table(number: int, rows: pd.DataFrame, best: dict) -> pd.DataFrame:
+    """Our cells of the paper's table ``number`` from the result rows of its protocol(s)."""
+    cells = summarize(rows)
+    if number in GRID_TABLES:
+        return grid_table(cells, *GRID_TABLES[number])
+    builders = {1: lambda: table1(cells, best), 2: lambda: table2(cells), 3: lambda: table3(cells, best),
+                4: lambda: stress_table(cells, "case_ratio"), 5: lambda: stress_table(cells, "data_usage")}
+    return builders[number]()
+
+
+def table_title(number: int) -> str:
+    return f"Table {number}: {TITLES[number]}."
+
+
+# --- 3. beside the paper -------------------------------------------------------------------------
+def compare(ours: pd.DataFrame, published: pd.DataFrame, number: int) -> pd.DataFrame:
+    """Our cells of one table joined with the paper's. Rows only one side has are kept (an
+    architecture outside our grid, a method we did not run). The grid tables (8-11) match on the
+    architecture too; elsewhere each side keeps its own (each method's best may differ)."""
+    paper = published[published["table"] == number].drop(columns="table")
+    paper = paper.rename(columns={"value": "paper", "note": "paper_note"})
+    ours = ours.rename(columns={"value": "ours"})
+    keep = ["key", "model", "setting", "task", "metric", *ARCH, "ours", "ci_low", "ci_high", "sd",
+            "n_seeds", "n_train"]
+    ours = ours[keep]
+    if number in GRID_TABLES:
+        merged = ours.merge(paper, on=KEYS + ARCH, how="outer")
+    else:
+        merged = ours.merge(paper.rename(columns={c: f"paper_{c}" for c in ARCH}), on=KEYS, how="outer")
+    merged["paper_note"] = merged["paper_note"].fillna("")
+    merged["diff"] = merged["ours"] - merged["paper"]
+    merged.insert(0, "table", number)
+    return _ordered(merged)
+
+
+def _ordered(frame: pd.DataFrame) -> pd.DataFrame:
+    key_rank = {k: i for i, k in enumerate(
+        ["ResNet50", "supervised", "random@CL", "random@GL", "random@HL", "ViT@CL", "ViT@GL", "ViT@HL",
+         "CL", "GL", "HL"])}
+    task_rank = {"MI": 0, "STTC": 1, "CD": 2, "HYP": 3, "average": 4, "all": 5}
+    metric_rank = {"AUROC": 0, "AUPRC": 1, **{c: i for i, c in enumerate(RISK_COMPONENTS)}, "criteria": 9}
+    setting_value = frame["setting"].str.extract(r"=(.*)$")[0].astype(float).fillna(2.0)
+    order = pd.DataFrame({
+        "k": frame["key"].map(key_rank).fillna(99), "s": -setting_value,
+        "p": frame[ARCH[0]].astype(float), "d": frame[ARCH[1]].astype(float), "w": frame[ARCH[2]].astype(float),
+        "m": frame["metric"].map(metric_rank).fillna(99), "t": frame["task"].map(task_rank).fillna(99)})
+    cols = ["p", "d", "w", "k", "s", "m", "t"] if frame["table"].iloc[0] in GRID_TABLES else ["k", "s", "p", "m", "t"]
+    return frame.loc[order.sort_values(cols, kind="stable").index].reset_index(drop=True)
+
+
+# --- layout ----------------------------------------------------------------------------------------
+def _fmt(value, note="") -> str:
+    if note:
+        return note
+    if value is None or pd.isna(value):
+        return "–"
+    return f"{value:+.4f}" if isinstance(value, tuple) else f"{value:.4f}"
+
+
+def _layout(comp: pd.DataFrame, number: int):
+    """(row index columns, column label function, column order) of a table as the paper lays it out."""
+    tasks = [t for t in ["MI", "STTC", "CD", "HYP"] if t in set(comp["task"])] or ["MI", "STTC", "CD", "HYP"]
+    if number == 2:
+        return ["key", "task"], (lambda r: r["metric"]), list(RISK_COMPONENTS)
+    if number in GRID_TABLES:
+        methods = [m for m in ["CL", "GL", "HL"] if m in set(comp["key"])]
+        cols = [f"{t} {m}" for t in tasks for m in methods] + [f"criteria {m}" for m in methods]
+        return ARCH, (lambda r: f"{'criteria' if r['metric'] == 'criteria' else r['task']} {r['key']}"), cols
+    cols = [f"AUROC {t}" for t in tasks] + [f"AUPRC {t}" for t in tasks] + ["criteria"]
+    index = ["key", "setting"] if number in (4, 5) else ["key"]
+    return index, (lambda r: "criteria" if r["metric"] == "criteria" else f"{r['metric']} {r['task']}"), cols
+
+
+def blocks(comp: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """A comparison -> {"ours", "paper", "ours - paper"}: wide tables of formatted cells, rows as
+    the paper lays them out. Ours and the paper's carry their own architecture columns (outside
+    the grid tables the best architectures may differ); the difference is by row key."""
+    number = int(comp["table"].iloc[0])
+    index, label, columns = _layout(comp, number)
+    comp = comp.assign(column=comp.apply(label, axis=1))
+    if number not in GRID_TABLES and number != 2:
+        ours_arch, paper_arch = ARCH, [f"paper_{c}" for c in ARCH]
+    else:
+        ours_arch = paper_arch = []
+    sides = {
+        "ours": (comp[comp["ours"].notna()], ours_arch, lambda r: _fmt(r["ours"])),
+        "paper": (comp[comp["paper"].notna() | (comp["paper_note"] != "")], paper_arch,
+                  lambda r: _fmt(r["paper"], r["paper_note"])),
+        "ours - paper": (comp[comp["diff"].notna()], [], lambda r: f"{r['diff']:+.4f}"),
+    }
+    out = {}
+    for name, (side, arch, cell) in sides.items():
+        rows = index + [c for c in arch if c not in index]
+        if side.empty:
+            out[name] = pd.DataFrame(columns=rows + columns)
+            continue
+        side = side.assign(cell=side.apply(cell, axis=1))
+        for c in rows:
+            if c in ARCH or c.startswith("paper_"):
+                side[c] = side[c].map(lambda v: "" if pd.isna(v) else str(int(v)))
+        wide = side.set_index(rows + ["column"])["cell"].unstack("column")
+        order = side[rows].drop_duplicates()                 # rows in the comparison's order
+        wide = wide.reindex(index=order[rows[0]] if len(rows) == 1 else pd.MultiIndex.from_frame(order))
+        wide = wide.reindex(columns=[c for c in columns if c in wide.columns]).reset_index()
+        wide.columns.name = None
+        out[name] = wide.rename(columns={f"paper_{c}": c for c in ARCH}).fillna("–")
+    return out
+
+
+def caption(number: int, comp: pd.DataFrame) -> str:
+    seeds = comp["n_seeds"].dropna()
+    seed_text = (f"mean of {int(seeds.max())} seeded draws" if len(seeds) and seeds.max() > 1
+                 else "one run, 95% bootstrap CI in the CSV")
+    return (f"Table {number}: {TITLES[number]}. Ours: test fold 10, {seed_text}; each method's "
+            f"architecture chosen on fold 9 (the paper's rule). Paper: Song et al., KDD 2025, Table {number}.")
+
+
+def markdown(comp: pd.DataFrame) -> str:
+    number = int(comp["table"].iloc[0])
+    parts = [f"### {caption(number, comp)}", ""]
+    for name, wide in blocks(comp).items():
+        parts += [f"**{name}**", "", _markdown_table(wide), ""]
+    return "\n".join(parts)
+
+
+def _markdown_table(wide: pd.DataFrame) -> str:
+    if wide.empty:
+        return "(no cell in common)"
+    header = "| " + " | ".join(map(str, wide.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in wide.columns) + "|"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in wide.astype(str).to_numpy()]
+    return "\n".join([header, rule, *body])
+
+
+def html(comp: pd.DataFrame) -> str:
+    number = int(comp["table"].iloc[0])
+    style = ("body{font-family:sans-serif;font-size:13px} table{border-collapse:collapse;margin-bottom:1.5em}"
+             "td,th{border:1px solid #bbb;padding:2px 6px;text-align:right} th{background:#eee}")
+    head = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Table {number}</title>"
+            f"<style>{style}</style></head><body><h3>{_html.escape(caption(number, comp))}</h3>")
+    parts = [head]
+    for name, wide in blocks(comp).items():
+        parts.append(f"<h4>{_html.escape(name)}</h4>" + wide.to_html(index=False, border=0, escape=True))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_table(comp: pd.DataFrame, stem: str | Path) -> list[Path]:
+    """tableN.csv (the long comparison, one row per cell), tableN.md and tableN.html."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".csv"), stem.with_suffix(".md"), stem.with_suffix(".html")]
+    comp.to_csv(paths[0], index=False, float_format="%.6g")
+    paths[1].write_text(markdown(comp))
+    paths[2].write_text(html(comp))
+    return paths
+
+
+# --- Figures 3-4 -----------------------------------------------------------------------------------
+def architecture_figure(rows: pd.DataFrame, method: str, tasks, stem: str | Path, split: str = "validation"):
+    """Box plots of one method's linear-probe AUROC per task (rows) by patch size, depth and width
+    (columns); whiskers from min to max, as in the paper. ``split`` is the fold shown: the
+    validation fold, on which the architecture is chosen. Writes ``stem``.png and .svg."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    use = rows[(rows["protocol"] == "linear_probe") & (rows["method"] == method)
+               & (rows["split"] == split) & (rows["metric"] == "AUROC")]
+    if use.empty:
+        raise ValueError(f"no {split} AUROC rows of linear probing for {method}")
+    factors = {"patch": "Patch size", "depth": "Block depth", "width": "Embedding size"}
+    fig, axes = plt.subplots(len(tasks), 3, figsize=(9, 2.2 * len(tasks)), squeeze=False, sharey="row")
+    for i, task in enumerate(tasks):
+        for j, (factor, label) in enumerate(factors.items()):
+            ax = axes[i][j]
+            sub = use[use["task"] == task]
+            values = sorted(sub[factor].dropna().unique())
+            data = [sub.loc[sub[factor] == v, "value"].to_numpy() for v in values]
+            ax.boxplot(data, whis=(0, 100), widths=0.5)
+            for k, d in enumerate(data, start=1):          # the encoders themselves, for small grids
+                ax.plot(np.full(len(d), k), d, "o", ms=3, alpha=0.5, color="tab:blue")
+            ax.set_xticks(range(1, len(values) + 1), [str(int(v)) for v in values])
+            if i == len(tasks) - 1:
+                ax.set_xlabel(label)
+            if j == 0:
+                ax.set_ylabel(f"{task} AUROC")
+            ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"{method}: linear-probe AUROC ({split} fold) by architecture")
+    fig.tight_layout()
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    fig.savefig(paths[0], dpi=120)
+    fig.savefig(paths[1])
+    plt.close(fig)
+    return paths
+
+
+def figure_name(method: str) -> str:
+    """The paper shows HL in Figure 3 and CL, GL in Figure 4."""
+    return f"figure3_{method}" if method == "HL" else f"figure4_{method}"

@@ -1,0 +1,61 @@
+# Stage 6: the paper's tables and figures from the tidy result rows (ecgfm/report.py), each with
+# the paper's published numbers (ecgfm/paper/published.csv) beside ours, and the HTML report
+# (`snakemake --report report.html`) that shows them with captions, the config and runtimes.
+TABLES = f"{RESULTS}/tables"
+FIGURES = f"{RESULTS}/figures"
+PUBLISHED = str(Path(workflow.basedir) / "ecgfm" / "paper" / "published.csv")
+
+
+rule table:
+    input:
+        rows=lambda wc: expand(f"{EVAL}/{{protocol}}.parquet", protocol=TABLE_PROTOCOLS[int(wc.number)]),
+        best=f"{EVAL}/best_architectures.json",
+        published=PUBLISHED,
+    output:
+        csv=f"{TABLES}/table{{number}}.csv",
+        md=f"{TABLES}/table{{number}}.md",
+        html=report(f"{TABLES}/table{{number}}.html", caption="captions/table.rst", category="Tables",
+                    labels={"table": "Table {number}"}),
+    wildcard_constraints:
+        number="|".join(str(n) for n in TABLE_PROTOCOLS),
+    params:
+        title=lambda wc: table_title(int(wc.number)),
+    log:
+        f"{RESULTS}/logs/report/table{{number}}.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/table.py"
+
+
+rule figure:
+    input:
+        f"{EVAL}/linear_probe.parquet",
+    output:
+        png=report(f"{FIGURES}/figure{{figure}}_{{method}}.png", caption="captions/figure.rst",
+                   category="Figures", labels={"figure": "Figure {figure}", "method": "{method}"}),
+        svg=f"{FIGURES}/figure{{figure}}_{{method}}.svg",
+    wildcard_constraints:
+        figure="3|4",
+    params:
+        tasks=config["evaluation"]["tasks"],
+    log:
+        f"{RESULTS}/logs/report/figure{{figure}}_{{method}}.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/figure.py"
+
+
+rule run_config:
+    output:
+        report(f"{RESULTS}/report/config.yaml", caption="captions/config.rst", category="Configuration",
+               labels={"file": "config.yaml"}),
+    params:
+        config=config,
+    log:
+        f"{RESULTS}/logs/report/config.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/run_config.py"
