@@ -2,7 +2,10 @@
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -60,3 +63,39 @@ def test_trainer_runs_under_torchrun_with_two_cpu_processes(demo_shards, tmp_pat
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert config["world_size"] == 2
     assert len((tmp_path / "out" / "metrics.csv").read_text().strip().splitlines()) == 7
+
+
+def _launch_job(settings, out, shards):
+    """One pretraining job as the workflow runs it with processes: 2 (ecgfm.launch -> torchrun)."""
+    script = ("import sys, json; from ecgfm.launch import launch; "
+              f"sys.exit(launch(json.load(open({str(out) + '.json'!r})), [{str(shards)!r}], {str(out)!r}, "
+              "processes=2, threads=2))")
+    Path(str(out) + ".json").write_text(json.dumps(settings))
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+    return subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def test_launched_ranks_checkpoint_on_sigusr1_and_resume_to_the_same_weights(demo_shards, tmp_path):
+    from safetensors.torch import load_file
+    settings = tiny_pretrain_settings(steps=16, batch_size=8, checkpoint_every=4)
+    straight = _launch_job(settings, tmp_path / "straight", demo_shards)
+    assert straight.wait(timeout=300) == 0, straight.stdout.read()[-3000:]
+
+    out = tmp_path / "stopped"
+    job = _launch_job(settings, out, demo_shards)
+    deadline = time.time() + 240
+    while not ((out / "metrics.csv").exists() and len((out / "metrics.csv").read_text().splitlines()) > 2):
+        assert job.poll() is None and time.time() < deadline, job.stdout.read()[-3000:] if job.poll() else "slow"
+        time.sleep(0.1)
+    job.send_signal(signal.SIGUSR1)                  # to the job's process, as SLURM would
+    assert job.wait(timeout=120) == 75, job.stdout.read()[-3000:]
+    step = torch.load(out / "checkpoints" / "last.pt", weights_only=False)["step"]
+    assert 2 <= step < 16
+    resumed = _launch_job(settings, out, demo_shards)
+    assert resumed.wait(timeout=300) == 0
+    assert f"resumed from {out / 'checkpoints' / 'last.pt'} at step {step}" in resumed.stdout.read()
+    assert json.loads((out / "config.json").read_text())["world_size"] == 2
+    reference = load_file(str(tmp_path / "straight" / "encoder.safetensors"))
+    for key, value in load_file(str(out / "encoder.safetensors")).items():
+        assert torch.equal(value, reference[key]), key

@@ -1,5 +1,6 @@
 """The demo DAG end to end through Snakemake, in a temporary results folder."""
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -145,3 +146,57 @@ def test_html_report_opens_in_chromium_and_shows_figures_and_tables(demo_results
     assert shown["frames"] and shown["frames"][0]["shown"] > 500          # the table, in its frame
     shown = browser.show(report, "Configuration", "config.yaml", tmp_path)
     assert shown["found"]["menu"]
+
+
+def _planned(run) -> list[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry run plans."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:\n)", run.stdout + run.stderr):
+        head = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):\n", block)
+        if head:
+            wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+            jobs.append((head.group(1), wildcards.group(1) if wildcards else ""))
+    return jobs
+
+
+def _dry_run_with(demo_results, tmp_path, overrides: str, targets=()):
+    extra = tmp_path / "change.yaml"
+    extra.write_text(overrides)
+    run = _snakemake("--profile", "profiles/demo", "-n", *targets, "--configfile", "profiles/demo/demo-config.yaml",
+                     str(extra), "--config", f"results={demo_results}", timeout=180)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return _planned(run)
+
+
+def test_a_probing_parameter_reruns_only_probing_and_the_tables(demo_results, tmp_path):
+    jobs = _dry_run_with(demo_results, tmp_path, "evaluation:\n  probe: {max_iter: 777}\n")
+    rules = {rule for rule, _ in jobs}
+    # the probes (and the risk decomposition, which is made of probes), the architecture choice
+    # they feed, and the collection, tables, figures and config record of the report
+    assert {"linear_probe", "risk", "table", "figure"} <= rules
+    assert rules <= {"linear_probe", "risk", "select_architectures", "collect_results", "table", "figure",
+                     "run_config", "all"}, rules
+    assert sum(rule == "linear_probe" for rule, _ in jobs) == 8
+
+
+def test_one_sources_standardization_reruns_that_source_onward_only(demo_results, tmp_path):
+    change = "sources:\n  code15:\n    standardize: {min_seconds_when_padding: 6}\n"
+    jobs = _dry_run_with(demo_results, tmp_path, change)
+    rules = {rule for rule, _ in jobs}
+    assert [w for rule, w in jobs if rule == "standardize"] == ["source=code15"]
+    # the pretraining corpus is CODE-15%: every encoder and what is made from it reruns ...
+    assert sum(rule == "pretrain" for rule, _ in jobs) == 6
+    assert {"embed", "linear_probe", "table"} <= rules
+    # ... but nothing that only PTB-XL feeds: its shards, labels, the supervised baselines, the
+    # random-init encoders' probes
+    assert not rules & {"demo_corpus", "ptbxl_labels", "supervised_vit", "supervised_resnet"}, rules
+    assert not [w for rule, w in jobs if rule in ("embed", "linear_probe") and "random_" in w]
+    # A dry run cannot see past the best-architecture checkpoint, which this change reruns; asked
+    # for fine-tuning results directly, it plans the SSL model's chain and none of the baselines.
+    best = json.loads((demo_results / "eval" / "best_architectures.json").read_text())["HL"]
+    vit = "ViT_p{patch}_d{depth}_e{width}".format(**best)
+    targets = [f"{demo_results}/eval/finetune/{m}/results.parquet" for m in (best["model"], vit, "ResNet50")]
+    jobs = _dry_run_with(demo_results, tmp_path, change, targets)
+    assert sorted(jobs) == sorted([("standardize", "source=code15"), ("pretrain", f"method=HL, patch={best['patch']}, "
+                                   f"depth={best['depth']}, width={best['width']}"),
+                                   ("finetune", f"model={best['model']}")]), jobs

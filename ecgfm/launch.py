@@ -1,0 +1,68 @@
+"""One pretraining job on several processes: torchrun inside the job's own allocation.
+
+A job that asks for N GPUs (``pretrain.resources.gpus``), or for N processes explicitly
+(``pretrain.resources.processes``, which also runs N CPU processes with the gloo backend),
+starts ``torchrun --standalone --nproc_per_node N`` on the node it was given; each rank runs
+:func:`ecgfm.pretrain.pretrain`, which initialises DDP from torchrun's environment (NCCL on GPUs,
+gloo on CPU). The job's process stays the parent: SIGTERM and SIGUSR1 (SLURM's warning before a
+time limit, ``scancel --signal``, preemption) are passed to torchrun as SIGTERM, which passes it
+to every rank; the ranks checkpoint and exit 75, and so does the job, so that its retry resumes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from .pretrain import EXIT_RESUBMIT, pretrain
+
+
+def processes_for(resources: dict) -> int:
+    """Processes of one pretraining job: ``processes`` when given, else one per GPU, else one."""
+    return max(1, int(resources.get("processes") or resources.get("gpus") or 1))
+
+
+def launch(settings: dict, source_dirs: list, out_dir, *, processes: int, threads: int = 1,
+           ptbxl_dir=None, provenance: dict | None = None) -> int:
+    """Run the job as ``processes`` torchrun ranks; returns the job's exit code (75: resubmit)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    job = out / "launch.json"
+    job.write_text(json.dumps({"settings": settings, "sources": [str(s) for s in source_dirs],
+                               "out_dir": str(out), "ptbxl_dir": ptbxl_dir, "provenance": provenance}))
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, threads // processes))}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+           "--module", "ecgfm.launch", str(job)]
+    proc = subprocess.Popen(cmd, env=env)
+    stopped = []
+
+    def forward(signum, frame):
+        stopped.append(signum)
+        proc.send_signal(signal.SIGTERM)          # torchrun passes SIGTERM on to every rank
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGUSR1)}
+    try:
+        code = proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if code != 0 and stopped and (out / "checkpoints" / "last.pt").exists():
+        return EXIT_RESUBMIT
+    return code
+
+
+def main(argv=None) -> None:
+    """The entry point of each rank (``python -m ecgfm.launch launch.json`` under torchrun)."""
+    import torch
+    job = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    rank = int(os.environ.get("RANK", "0"))
+    pretrain(job["settings"], job["sources"], job["out_dir"], ptbxl_dir=job["ptbxl_dir"],
+             provenance=job["provenance"], progress=rank == 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""profiles/slurm against a real single-node SLURM started by .ci/local-slurm: a subset of the demo
+DAG through sbatch (with a pretraining job on two torchrun processes inside its allocation and a
+group job), and a pretraining job preempted with SIGUSR1 that resumes to the same weights.
+
+Needs root, Debian's SLURM packages (`.ci/local-slurm install`, which .ci/run does) and
+snakemake-executor-plugin-slurm (`pip install -e '.[cluster]'`); skips with the reason otherwise.
+"""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import tiny_pretrain_settings
+
+REPO = Path(__file__).resolve().parents[1]
+LOCAL_SLURM = REPO / ".ci" / "local-slurm"
+PARTITION = "debug"
+
+
+def _missing() -> str | None:
+    if os.geteuid() != 0:
+        return "starting a SLURM needs root"
+    if not Path("/usr/sbin/slurmctld").exists() or shutil.which("sbatch") is None:
+        return "SLURM is not installed (.ci/local-slurm install; .ci/run does it)"
+    if subprocess.run(["pgrep", "-x", "slurmctld"], capture_output=True, check=False).returncode == 0:
+        return "a slurmctld not started by this test is running"
+    try:
+        import snakemake_executor_plugin_slurm  # noqa: F401
+    except ImportError:
+        return "snakemake-executor-plugin-slurm is not installed (pip install -e '.[cluster]')"
+    return None
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    """A running single-node SLURM for this module; stopped, exactly its own processes, after."""
+    reason = _missing()
+    if reason:
+        pytest.skip(reason)
+    state = tmp_path_factory.mktemp("slurm-state")
+    env = {**os.environ, "ECGFM_SLURM_STATE": str(state), "ECGFM_SLURM_PARTITION": PARTITION}
+    start = subprocess.run([str(LOCAL_SLURM), "start"], env=env, capture_output=True, text=True, timeout=180,
+                           check=False)
+    assert start.returncode == 0, start.stdout + start.stderr
+    pids = dict(line.split() for line in (state / "pids").read_text().splitlines() if line[0].isalpha()
+                and not line.startswith("hosts"))
+    yield state
+    stop = subprocess.run([str(LOCAL_SLURM), "stop"], env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    for name, pid in pids.items():
+        assert not Path(f"/proc/{pid}").exists(), f"{name} ({pid}) still runs after stop"
+    assert not Path("/etc/slurm/slurm.conf").exists()
+
+
+def _jobs() -> dict[str, dict]:
+    """Every job the controller still knows (finished ones stay MinJobAge = 300 s)."""
+    out = subprocess.run(["scontrol", "show", "job", "-o"], capture_output=True, text=True, check=False).stdout
+    jobs = {}
+    for line in out.splitlines():
+        fields = dict(re.findall(r"(\w+)=(\S*)", line))
+        if "JobId" in fields:
+            jobs[fields["JobId"]] = fields
+    return jobs
+
+
+def _wait_for_job(job_id: str, timeout=240) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        job = _jobs().get(job_id, {})
+        if job.get("JobState") in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "PREEMPTED", "NODE_FAIL"):
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"SLURM job {job_id} did not end in {timeout} s: {_jobs().get(job_id)}")
+
+
+def _cluster_profile(tmp_path: Path, results: Path) -> Path:
+    """profiles/slurm as a site would adapt it: the local partition, no account, sizes that fit
+    a 2-core node; the demo config on top, pretraining on 2 torchrun processes."""
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    profile["default-resources"]["slurm_partition"] = PARTITION
+    profile["default-resources"].pop("slurm_account")
+    profile["slurm-no-account"] = True
+    for resources in profile["set-resources"].values():
+        if "slurm_partition" in resources:
+            resources["slurm_partition"] = PARTITION
+    profile["set-resources"]["standardize"]["mem_mb"] = 3000
+    profile["set-threads"] = {"standardize": 1, "download": 1}
+    profile["slurm-init-seconds-before-status-checks"] = 2
+    profile["jobs"] = 4
+    extra = tmp_path / "cluster-test.yaml"
+    extra.write_text(yaml.safe_dump({
+        "results": str(results),
+        "pretrain": {"resources": {"gpus": 0, "processes": 2, "cpus_per_task": 2, "mem_mb": 4000, "runtime": 30}},
+    }))
+    profile["configfile"] = [str(REPO / "profiles" / "demo" / "demo-config.yaml"), str(extra)]
+    out = tmp_path / "profile"
+    out.mkdir()
+    (out / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
+    return out
+
+
+def test_demo_subset_runs_through_sbatch(slurm, tmp_path):
+    results = tmp_path / "results"
+    profile = _cluster_profile(tmp_path, results)
+    target = f"{results}/eval/linear_probe/HL_p125_d2_e64.parquet"
+    before = set(_jobs())
+    t0 = time.time()
+    run = subprocess.run(["timeout", "-s", "KILL", "540", shutil.which("snakemake"), "--profile", str(profile),
+                          target], cwd=REPO, capture_output=True, text=True, check=False)
+    wall = time.time() - t0
+    log = run.stdout + run.stderr
+    assert run.returncode == 0, log[-4000:]
+    assert Path(target).exists()
+    # every job went through sbatch: one SLURM job per submission that Snakemake logged, all done
+    submitted = dict(re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/((?:rule|group)_\w+)", log))
+    ours = {k: v for k, v in _jobs().items() if k not in before}
+    assert submitted and set(submitted) == set(ours), (submitted, sorted(ours))
+    assert {j["JobState"] for j in ours.values()} == {"COMPLETED"}
+    assert {j["Partition"] for j in ours.values()} == {PARTITION}
+    controller = (slurm / "log" / "slurmctld.log").read_text()
+    for job_id in submitted:
+        assert re.search(rf"_slurm_rpc_submit_batch_job: JobId={job_id}\b", controller), job_id
+    # demo corpus x2, standardize x2, pretrain, labels, and embed + probe as one group job
+    assert sorted(submitted.values()) == sorted(["rule_demo_corpus"] * 2 + ["rule_standardize"] * 2 + [
+        "rule_pretrain", "rule_ptbxl_labels", "group_probe_embed_linear_probe"]), submitted
+    pretrain = next(k for k, rule in submitted.items() if rule == "rule_pretrain")
+    assert ours[pretrain]["NumCPUs"] == "2"
+    # DDP inside that allocation: two torchrun ranks with gloo
+    trained = json.loads((results / "pretrain" / "HL_p125_d2_e64" / "config.json").read_text())
+    assert trained["world_size"] == 2
+    print(f"\ndemo subset through SLURM: {len(submitted)} jobs in {wall:.0f} s")
+
+
+def _sbatch(*args) -> str:
+    out = subprocess.run(["sbatch", "--parsable", f"--partition={PARTITION}", f"--chdir={REPO}", *args],
+                         capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().split(";")[0]
+
+
+def _weights(out):
+    from safetensors.torch import load_file
+    return load_file(str(out / "encoder.safetensors"))
+
+
+def test_preempted_pretraining_resumes_to_the_same_weights(slurm, demo_shards, tmp_path):
+    settings = tiny_pretrain_settings()
+    (tmp_path / "s.json").write_text(json.dumps(settings))
+    job = f"exec {sys.executable} tests/pretrain_job.py {tmp_path / 's.json'} {{out}} {demo_shards}"
+    env = f"--export=ALL,PYTHONPATH={REPO}"
+    straight = tmp_path / "straight"
+    done = _wait_for_job(_sbatch(env, "-c1", "--mem=2000", f"--output={tmp_path}/straight.log",
+                                 f"--wrap={job.format(out=straight)}"))
+    assert done["JobState"] == "COMPLETED", (tmp_path / "straight.log").read_text()[-2000:]
+
+    out = tmp_path / "preempted"
+    job_id = _sbatch(env, "-c1", "--mem=2000", f"--output={tmp_path}/first.log", f"--wrap={job.format(out=out)}")
+    deadline = time.time() + 180
+    while not ((out / "metrics.csv").exists() and len((out / "metrics.csv").read_text().splitlines()) > 3):
+        assert time.time() < deadline and _jobs()[job_id]["JobState"] in ("PENDING", "RUNNING")
+        time.sleep(0.2)
+    # what SLURM sends before a time limit (--signal=USR1@600) or on `scancel --signal`
+    subprocess.run(["scancel", "--batch", "--signal=USR1", job_id], check=True)
+    first = _wait_for_job(job_id)
+    assert first["ExitCode"] == "75:0", (first, (tmp_path / "first.log").read_text()[-2000:])
+    state = torch.load(out / "checkpoints" / "last.pt", weights_only=False)
+    assert 3 <= state["step"] < settings["steps"]
+
+    second = _wait_for_job(_sbatch(env, "-c1", "--mem=2000", f"--output={tmp_path}/second.log",
+                                   f"--wrap={job.format(out=out)}"))
+    assert second["JobState"] == "COMPLETED", (tmp_path / "second.log").read_text()[-2000:]
+    assert f"resumed from {out / 'checkpoints' / 'last.pt'} at step {state['step']}" in \
+        (tmp_path / "second.log").read_text()
+    reference = _weights(straight)
+    for key, value in _weights(out).items():
+        assert torch.equal(value, reference[key]), key
