@@ -16,6 +16,26 @@ def shared_or_skip(*parts) -> Path:
     return path
 
 
+def run_snakemake(*args, timeout=480):
+    """Snakemake in the repository, killed after ``timeout`` s (it ignores SIGTERM while waiting)."""
+    import shutil
+    import subprocess
+    exe = shutil.which("snakemake")
+    if exe is None:
+        pytest.skip("snakemake is not installed (pip install -e '.[workflow]')")
+    return subprocess.run(["timeout", "-s", "KILL", str(timeout), exe, *args], cwd=REPO,
+                          capture_output=True, text=True, check=False)
+
+
+@pytest.fixture(scope="session")
+def demo_results(tmp_path_factory):
+    """The whole demo DAG (profiles/demo), run once per session in a temporary results folder."""
+    results = tmp_path_factory.mktemp("demo-results")
+    run = run_snakemake("--profile", "profiles/demo", "--config", f"results={results}")
+    assert run.returncode == 0, run.stderr[-3000:]
+    return results
+
+
 @pytest.fixture
 def http_server():
     from httpserver import FixtureServer

@@ -1,30 +1,17 @@
 """The demo DAG end to end through Snakemake, in a temporary results folder."""
 import json
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import run_snakemake
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _snakemake(*args, timeout=480):
-    exe = shutil.which("snakemake")
-    if exe is None:
-        pytest.skip("snakemake is not installed (pip install -e '.[workflow]')")
-    return subprocess.run(["timeout", "-s", "KILL", str(timeout), exe, *args], cwd=REPO,
-                          capture_output=True, text=True)
-
-
-@pytest.fixture(scope="module")
-def demo_results(tmp_path_factory):
-    results = tmp_path_factory.mktemp("demo-results")
-    run = _snakemake("--profile", "profiles/demo", "--config", f"results={results}")
-    assert run.returncode == 0, run.stderr[-3000:]
-    return results
+    return run_snakemake(*args, timeout=timeout)
 
 
 def test_demo_dag_standardizes_both_sources(demo_results):
@@ -154,7 +141,7 @@ def _planned(run) -> list[tuple[str, str]]:
     for block in re.split(r"\n(?=(?:local)?(?:rule|checkpoint) \w+:\n)", run.stdout + run.stderr):
         head = re.match(r"(?:local)?(?:rule|checkpoint) (\w+):\n", block)
         if head:
-            wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.M)
+            wildcards = re.search(r"^\s+wildcards: (.*)$", block, re.MULTILINE)
             jobs.append((head.group(1), wildcards.group(1) if wildcards else ""))
     return jobs
 
@@ -197,6 +184,6 @@ def test_one_sources_standardization_reruns_that_source_onward_only(demo_results
     vit = "ViT_p{patch}_d{depth}_e{width}".format(**best)
     targets = [f"{demo_results}/eval/finetune/{m}/results.parquet" for m in (best["model"], vit, "ResNet50")]
     jobs = _dry_run_with(demo_results, tmp_path, change, targets)
-    assert sorted(jobs) == sorted([("standardize", "source=code15"), ("pretrain", f"method=HL, patch={best['patch']}, "
-                                   f"depth={best['depth']}, width={best['width']}"),
+    pretrain = "method=HL, patch={patch}, depth={depth}, width={width}".format(**best)
+    assert sorted(jobs) == sorted([("standardize", "source=code15"), ("pretrain", pretrain),
                                    ("finetune", f"model={best['model']}")]), jobs
