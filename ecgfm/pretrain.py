@@ -100,6 +100,16 @@ def _atomic_save(obj, path: Path):
     os.replace(tmp, path)
 
 
+# settings that change how a run executes but not what it computes
+EXECUTION_ONLY = ("num_workers", "log_every", "checkpoint_every", "tensorboard", "name")
+
+
+def training_identity(settings: dict) -> dict:
+    """What a checkpoint must have been made under for a run to resume from it."""
+    return json.loads(json.dumps({k: v for k, v in settings.items() if k not in EXECUTION_ONLY},
+                                 sort_keys=True))
+
+
 class _StopFlag:
     """Set by SIGTERM/SIGUSR1; the loop checkpoints and exits at the end of the step."""
 
@@ -165,8 +175,18 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
     # --- resume -------------------------------------------------------------------------------------
     step = 0
     last = ckpt_dir / "last.pt"
-    if last.exists():
-        state = torch.load(last, map_location=device, weights_only=False)
+    state = torch.load(last, map_location=device, weights_only=False) if last.exists() else None
+    if state is not None and state.get("settings") != training_identity(settings):
+        # made under other settings (a rerun after a config change): resuming would silently mix
+        # two runs, so start over and keep the old checkpoint beside, renamed
+        if distributed:
+            dist.barrier()                               # every rank has read it before the rename
+        if rank == 0:
+            os.replace(last, ckpt_dir / "last.stale.pt")
+        print(f"{last} was made under other settings: kept as last.stale.pt, starting from step 0",
+              file=sys.stderr)
+        state = None
+    if state is not None:
         objective.load_state_dict(state["objective"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -202,7 +222,7 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
                       "scheduler": scheduler.state_dict(), "sampler": sampler_state, "step": step,
                       "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
                               "python": random.getstate()},
-                      "architecture": arch.to_dict()}, last)
+                      "architecture": arch.to_dict(), "settings": training_identity(settings)}, last)
 
     # Per-step losses stay on the device and are read back every ``log_every`` steps and before
     # every checkpoint: one synchronisation per flush instead of several per step. The finiteness

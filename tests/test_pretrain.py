@@ -127,6 +127,21 @@ def test_sigterm_checkpoints_and_exits_for_resubmission(demo_shards, tmp_path, u
         assert torch.equal(value, uninterrupted[key]), key
 
 
+def test_a_checkpoint_made_under_other_settings_is_not_resumed(demo_shards, tmp_path, uninterrupted):
+    """A rerun after a config change (here: half the steps, another learning rate) finds the old
+    run's checkpoint in its folder; it must start over, not continue the other run."""
+    out = tmp_path / "changed"
+    other = _job(tiny_pretrain_settings(steps=12, lr=1e-3), out, demo_shards)
+    assert other.wait(timeout=300) == 0
+    rerun = _job(tiny_pretrain_settings(), out, demo_shards)
+    assert rerun.wait(timeout=300) == 0
+    assert "made under other settings" in rerun.stderr.read()
+    assert (out / "checkpoints" / "last.stale.pt").exists()
+    assert pd.read_csv(out / "metrics.csv")["step"].tolist() == list(range(1, 25))
+    for key, value in _weights(out).items():
+        assert torch.equal(value, uninterrupted[key]), key
+
+
 def test_non_finite_loss_stops_with_a_clear_error(demo_shards, tmp_path, monkeypatch):
     import ecgfm.pretrain as module
     calls = {"n": 0}
