@@ -193,7 +193,7 @@ def _fmt(value, note="") -> str:
         return note
     if value is None or pd.isna(value):
         return "–"
-    return f"{value:+.4f}" if isinstance(value, tuple) else f"{value:.4f}"
+    return f"{value:.4f}"
 
 
 def _layout(comp: pd.DataFrame, number: int):
