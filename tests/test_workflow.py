@@ -10,10 +10,6 @@ from conftest import run_snakemake
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _snakemake(*args, timeout=480):
-    return run_snakemake(*args, timeout=timeout)
-
-
 def test_demo_dag_standardizes_both_sources(demo_results):
     for source, metadata_rows in (("ptbxl", "ptbxl_database.csv"), ("code15", "exams.csv")):
         out = demo_results / "standardized" / source
@@ -30,7 +26,7 @@ def test_demo_dag_standardizes_both_sources(demo_results):
 
 
 def test_nothing_to_do_on_a_second_run(demo_results):
-    run = _snakemake("--profile", "profiles/demo", "--config", f"results={demo_results}", "-n")
+    run = run_snakemake("--profile", "profiles/demo", "--config", f"results={demo_results}", "-n")
     assert run.returncode == 0
     assert "Nothing to be done" in run.stdout + run.stderr
 
@@ -38,7 +34,7 @@ def test_nothing_to_do_on_a_second_run(demo_results):
 def test_config_typo_fails_before_any_job(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("standardize: {fs: 250, sampling_rate: 500}\n")
-    run = _snakemake("--profile", "profiles/demo", "--configfile", str(bad), "-n", timeout=120)
+    run = run_snakemake("--profile", "profiles/demo", "--configfile", str(bad), "-n", timeout=120)
     assert run.returncode != 0
     assert "sampling_rate" in run.stdout + run.stderr
 
@@ -119,7 +115,7 @@ def test_demo_dag_writes_every_table_and_figure_from_the_result_rows(demo_result
 def test_html_report_opens_in_chromium_and_shows_figures_and_tables(demo_results, tmp_path):
     import browser
     report = tmp_path / "report.html"
-    run = _snakemake("--profile", "profiles/demo", "--config", f"results={demo_results}", "--report", str(report),
+    run = run_snakemake("--profile", "profiles/demo", "--config", f"results={demo_results}", "--report", str(report),
                      timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     if browser.chromium() is None:
@@ -149,7 +145,7 @@ def _planned(run) -> list[tuple[str, str]]:
 def _dry_run_with(demo_results, tmp_path, overrides: str, targets=()):
     extra = tmp_path / "change.yaml"
     extra.write_text(overrides)
-    run = _snakemake("--profile", "profiles/demo", "-n", *targets, "--configfile", "profiles/demo/demo-config.yaml",
+    run = run_snakemake("--profile", "profiles/demo", "-n", *targets, "--configfile", "profiles/demo/demo-config.yaml",
                      str(extra), "--config", f"results={demo_results}", timeout=180)
     assert run.returncode == 0, run.stderr[-3000:]
     return _planned(run)
