@@ -37,7 +37,7 @@ def test_shard_has_its_record_ids(tmp_path):
         assert f["ecg"].chunks == (1, 12, 2500) and f["ecg"].dtype == np.float32
 
 
-def test_repository_config_validates_and_demo_overlays_it():
+def test_repository_config_validates_and_the_profiles_overlay_it():
     base = load_config("config.yaml")
     assert base["standardize"]["fs"] == 250 and base["standardize"]["seconds"] == 10
     grid = base["pretrain"]
@@ -47,6 +47,12 @@ def test_repository_config_validates_and_demo_overlays_it():
     assert standardize_block(demo, "ptbxl")["keep_flagged"] is True
     long = load_config("config.yaml", "profiles/demo/demo-config.yaml", "profiles/demo/long-pretrain.yaml")
     assert long["pretrain"]["steps"] == 1500 and long["pretrain"]["widths"] == [64]
+    real = load_config("config.yaml", "profiles/ptbxl-cpu/ptbxl-config.yaml")
+    assert real["pretrain"]["patch_sizes"] == [125, 250] and real["pretrain"]["corpus"] == []
+    cut = load_config("config.yaml", "profiles/ptbxl-cpu/ptbxl-config.yaml", "profiles/ptbxl-cpu/grid-p125.yaml")
+    assert cut["pretrain"]["patch_sizes"] == [125]
+    assert {k: v for k, v in cut["pretrain"].items() if k != "patch_sizes"} == \
+        {k: v for k, v in real["pretrain"].items() if k != "patch_sizes"}
 
 
 def test_config_typo_fails_with_the_key_name():
