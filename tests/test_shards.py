@@ -46,7 +46,7 @@ def test_repository_config_validates_and_the_profiles_overlay_it():
     assert [s for s, c in demo["sources"].items() if c["enabled"]] == ["code15", "ptbxl"]
     assert standardize_block(demo, "ptbxl")["keep_flagged"] is True
     long = load_config("config.yaml", "profiles/demo/demo-config.yaml", "profiles/demo/long-pretrain.yaml")
-    assert long["pretrain"]["steps"] == 1500 and long["pretrain"]["widths"] == [64]
+    assert long["pretrain"]["steps"] == 1500 and long["pretrain"]["widths"] == [64] and long["pretrain"]["batch_size"] == 64
     real = load_config("config.yaml", "profiles/ptbxl-cpu/ptbxl-config.yaml")
     assert real["pretrain"]["patch_sizes"] == [125, 250] and real["pretrain"]["corpus"] == []
     cut = load_config("config.yaml", "profiles/ptbxl-cpu/ptbxl-config.yaml", "profiles/ptbxl-cpu/grid-p125.yaml")
