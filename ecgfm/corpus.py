@@ -4,7 +4,8 @@
 
 * lists the records (metadata rows without a waveform go straight to the quarantine),
 * loads and standardizes them in worker processes, in order, a chunk at a time,
-* writes shards as it goes, then ``manifest.parquet``, ``quarantine.parquet`` and ``summary.json``,
+* writes shards as it goes, then ``manifest.parquet``, ``quarantine.parquet`` and ``summary.json``
+  (counts per check and each lead's median peak-to-peak amplitude),
 * checks that records in = kept + quarantined, and
 * stops with a clear message when a whole source is wrong (most records failing one check,
   e.g. a unit error), instead of writing a corpus of rejects.
@@ -17,9 +18,10 @@ import multiprocessing as mp
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from .readers import Item, RecordError
+from .readers import ArchiveError, Item, RecordError
 from .shards import ShardWriter, remove_shards
 from .standardize import RejectRecord, Settings, standardize_record
 from .wfdb import WfdbError
@@ -65,6 +67,18 @@ def _chunks(items, size):
         yield items[start : start + size]
 
 
+def amplitude_summary(lead_amplitudes: list, leads) -> dict:
+    """Per-lead median, over the kept records, of the robust peak-to-peak amplitude (mV), and its
+    median over leads (``all``): what shows a scale error of a whole source at a glance, against
+    PTB-XL's figures in the README."""
+    if not lead_amplitudes:
+        return {}
+    per_lead = np.median(np.stack(lead_amplitudes).astype(np.float64), axis=0)
+    out = {lead: round(float(v), 4) for lead, v in zip(leads, per_lead)}
+    out["all"] = round(float(np.median(per_lead)), 4)
+    return out
+
+
 def _reason_kinds(reason: str) -> list[str]:
     """The checks a reason comes from (reasons of several checks are joined by '; ')."""
     return [part.split(":")[0].split("(")[0].strip() for part in reason.split("; ") if part]
@@ -77,7 +91,10 @@ def standardize_source(reader, out_dir, source: str, settings: Settings, shard_s
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_shards(out_dir)
-    items, rejected = reader.items()
+    try:
+        items, rejected = reader.items()
+    except ArchiveError as exc:
+        raise SourceError(f"{source}: {exc}") from None
     if not items:
         raise SourceError(f"{source}: none of the {len(rejected)} metadata rows has a waveform under "
                           f"{getattr(reader, 'root', '?')} (e.g. {rejected[0][1] if rejected else 'no rows'})")
@@ -86,7 +103,7 @@ def standardize_source(reader, out_dir, source: str, settings: Settings, shard_s
     log.info("%s: %d records with a waveform, %d metadata rows without", source, len(items), len(rejected))
 
     writer = ShardWriter(out_dir, len(settings.leads), settings.n_samples, shard_size, dtype, compression)
-    rows = []
+    rows, lead_amplitudes = [], []
     ctx = mp.get_context("fork")
     chunks = list(_chunks(items, chunk_size))
     bar = None
@@ -98,6 +115,7 @@ def standardize_source(reader, out_dir, source: str, settings: Settings, shard_s
             for status, record_id, payload, meta in results:
                 if status == "ok":
                     shard, row = writer.add(record_id, payload)
+                    lead_amplitudes.append(meta.pop("lead_peak_to_peak_mv"))
                     rows.append({**meta, "shard": shard, "row": row})
                 else:
                     quarantine.append({"record_id": record_id, "source": source, "reason": payload,
@@ -138,7 +156,10 @@ def standardize_source(reader, out_dir, source: str, settings: Settings, shard_s
                "quarantined": len(quarantined), "kept_with_qc_flags": sum(flagged_by_check.values()),
                "shards": writer.n_shards, "quarantined_by_check": dict(quarantined_by_check),
                "kept_with_qc_flags_by_check": dict(flagged_by_check),
-               "settings": {"fs": settings.fs, "seconds": settings.seconds, "dtype": dtype}}
+               "median_peak_to_peak_mv": amplitude_summary(lead_amplitudes, settings.leads),
+               "settings": {"fs": settings.fs, "seconds": settings.seconds, "leads": list(settings.leads),
+                            "dtype": dtype,
+                            "amplitude_scale": settings.amplitude_scale}}
     manifest.to_parquet(out_dir / "manifest.parquet", index=False)
     quarantined.to_parquet(out_dir / "quarantine.parquet", index=False)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

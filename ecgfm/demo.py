@@ -232,58 +232,68 @@ def write_ptbxl(dest, n_patients, seed, fs=500, max_ecgs_per_patient=3, prevalen
             "patients": n_patients}
 
 
-def _code_style(dest, n_patients, seed, hdf5_name, trace_file, max_ecgs_per_patient, prevalence,
-                missing_waveforms, with_patient_id=True, label_fn=None):
+def _code_tracing(p: Patient, rng, fs=400, total=4096) -> np.ndarray:
+    """One CODE-layout tracing [4096, 12] (mV, float32): 10 s or, one time in five, 7 s recorded at
+    ``fs`` and zero-padded on both sides to ``total`` samples."""
+    seconds = 10.0 if rng.random() < 0.8 else 7.0
+    ecg = synth_ecg(p, fs, seconds, rng)
+    pad = total - ecg.shape[0]
+    return np.pad(ecg, ((pad // 2, pad - pad // 2), (0, 0))).astype(np.float32)
+
+
+def write_code15(dest, n_patients, seed, max_ecgs_per_patient=2, prevalence=None, missing_waveforms=1,
+                 fs=400):
+    """CODE-15% layout: exams.csv + exams_part0.hdf5 (``tracings`` N x 4096 x 12 at 400 Hz and
+    ``exam_id``, rows shuffled against the CSV, and the all-zero padding row with exam_id 0)."""
     import h5py
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     patients = make_patients(n_patients, rng, prevalence)
     plan = _ecg_plan(patients, max_ecgs_per_patient, rng)
-    fs, total = 400, 4096
     tracings, rows = [], []
     for k, (p, _) in enumerate(plan):
-        seconds = 10.0 if rng.random() < 0.8 else 7.0
-        ecg = synth_ecg(p, fs, seconds, rng)
-        pad = total - ecg.shape[0]
-        tracings.append(np.pad(ecg, ((pad // 2, pad - pad // 2), (0, 0))))
-        row = {"exam_id": 100000 + 7 * k, "age": p.age, "is_male": p.male,
-               "nn_predicted_age": round(p.age + rng.normal(0, 5), 1)}
-        row.update(label_fn(p))
-        if with_patient_id:
-            row["patient_id"] = p.patient_id
-        row["trace_file"] = trace_file
-        rows.append(row)
+        tracings.append(_code_tracing(p, rng, fs))
+        rows.append({"exam_id": 100000 + 7 * k, "age": p.age, "is_male": p.male,
+                     "nn_predicted_age": round(p.age + rng.normal(0, 5), 1), "1dAVb": False,
+                     "RBBB": p.labels["CD"] and p.cd_kind == "RBBB", "LBBB": p.labels["CD"] and p.cd_kind == "LBBB",
+                     "SB": p.heart_rate < 60, "AF": False, "ST": p.heart_rate > 100, "patient_id": p.patient_id,
+                     "normal_ecg": not any(p.labels.values()), "death": False, "timey": 5.0,
+                     "trace_file": "exams_part0.hdf5"})
     order = rng.permutation(len(plan))                    # HDF5 rows are not in CSV order
     kept = order[: len(order) - missing_waveforms]        # CSV rows with no waveform
     ids = np.array([rows[i]["exam_id"] for i in kept] + [0], dtype=np.int64)   # + dummy row
-    data = np.stack([tracings[i] for i in kept] + [np.zeros((total, 12), np.float32)])
-    with h5py.File(dest / hdf5_name, "w") as f:
-        f.create_dataset("tracings", data=data.astype(np.float32))
+    data = np.stack([tracings[i] for i in kept] + [np.zeros_like(tracings[0])])
+    with h5py.File(dest / "exams_part0.hdf5", "w") as f:
+        f.create_dataset("tracings", data=data)
         f.create_dataset("exam_id", data=ids)
     pd.DataFrame(rows).to_csv(dest / "exams.csv", index=False)
     return {"records": len(kept), "metadata_rows": len(rows), "patients": n_patients}
 
 
-def write_code15(dest, n_patients, seed, max_ecgs_per_patient=2, prevalence=None, missing_waveforms=1,
-                 fs=400):
-    """CODE-15% layout: exams.csv + exams_part0.hdf5 (tracings N x 4096 x 12 at 400 Hz, exam_id)."""
-    def labels(p):
-        return {"1dAVb": False, "RBBB": p.labels["CD"] and p.cd_kind == "RBBB",
-                "LBBB": p.labels["CD"] and p.cd_kind == "LBBB", "SB": p.heart_rate < 60, "AF": False,
-                "ST": p.heart_rate > 100, "normal_ecg": not any(p.labels.values()),
-                "death": False, "timey": 5.0}
-    return _code_style(dest, n_patients, seed, "exams_part0.hdf5", "exams_part0.hdf5",
-                       max_ecgs_per_patient, prevalence, missing_waveforms, label_fn=labels)
-
-
 def write_samitrop(dest, n_patients, seed, max_ecgs_per_patient=1, prevalence=None, missing_waveforms=0,
                    fs=400):
-    """SaMi-Trop layout: exams.csv (exam_id, age, is_male, death, timey, ...) + exams.hdf5."""
-    def labels(p):
-        return {"normal_ecg": not any(p.labels.values()), "death": bool(p.labels["HYP"]), "timey": 2.0}
-    return _code_style(dest, n_patients, seed, "exams.hdf5", "exams.hdf5", 1, prevalence,
-                       missing_waveforms, with_patient_id=False, label_fn=labels)
+    """SaMi-Trop layout: exams.csv (exam_id, age, is_male, normal_ecg, death, timey,
+    nn_predicted_age) + exams.hdf5 holding only ``tracings`` [N, 4096, 12], row i being CSV row i.
+    One exam per patient, as in the real archive; every CSV row has its tracing."""
+    import h5py
+    if missing_waveforms or max_ecgs_per_patient != 1:
+        raise ValueError("SaMi-Trop has one exam per patient and a tracing for every CSV row")
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    patients = make_patients(n_patients, rng, prevalence)
+    tracings, rows = [], []
+    for k, p in enumerate(patients):
+        tracings.append(_code_tracing(p, rng, fs))
+        rows.append({"exam_id": 200000 + 13 * k, "age": p.age, "is_male": p.male,
+                     "normal_ecg": not any(p.labels.values()), "death": bool(p.labels["HYP"]),
+                     "timey": round(float(rng.uniform(0.5, 2.5)), 2),
+                     "nn_predicted_age": round(p.age + rng.normal(0, 5), 1)})
+    with h5py.File(dest / "exams.hdf5", "w") as f:
+        f.create_dataset("tracings", data=np.stack(tracings))
+    pd.DataFrame(rows).to_csv(dest / "exams.csv", index=False)
+    return {"records": len(rows), "metadata_rows": len(rows), "patients": n_patients}
 
 
 def write_mimic(dest, n_patients, seed, max_ecgs_per_patient=3, prevalence=None, missing_waveforms=1,
@@ -310,37 +320,65 @@ def write_mimic(dest, n_patients, seed, max_ecgs_per_patient=3, prevalence=None,
     return {"records": len(rows) - missing_waveforms, "metadata_rows": len(rows), "patients": n_patients}
 
 
-def write_ikem(dest, n_patients, seed, max_ecgs_per_patient=3, prevalence=None, missing_waveforms=0,
-               fs=500, uv_per_count=4.88):
-    """IKEM layout: an HDF5 file (exam_id, hashes, real_lengths, tracings N x 4096 x 8 int16 at
-    ``uv_per_count`` uV/unit; leads I, II, V1-V6) + exams.csv (exam_id -> patient_id).
+IKEM_STORED_LEADS = ("V1", "V2", "V3", "V4", "V5", "V6", "I", "II")
+IKEM_SAMPLES = 4096
 
-    As ``IKEMReader`` interprets the format: 10 s recorded at ``fs`` (``real_lengths`` = 5000)
-    stored as 4096 rows spanning those 10 s."""
+
+def ikem_tracing(ecg_mv: np.ndarray, uv_per_count: float = 4.88,
+                 stored_leads=IKEM_STORED_LEADS) -> tuple[np.ndarray, int]:
+    """An ECG [n, 12] in mV (canonical lead order) as IKEM stores it: the 8 independent leads in
+    the order V1-V6, I, II, as int16 counts of ``uv_per_count``; centre-cropped to 4,096 samples when
+    longer, end-padded with zeros when shorter. Returns (tracing [4096, 8], real_length)."""
+    columns = [_STANDARD_NAMES.index(lead) for lead in stored_leads]
+    counts = np.clip(np.round(ecg_mv[:, columns] * 1000.0 / uv_per_count), -32767, 32767).astype(np.int16)
+    n = counts.shape[0]
+    if n >= IKEM_SAMPLES:
+        start = (n - IKEM_SAMPLES) // 2
+        return counts[start : start + IKEM_SAMPLES], IKEM_SAMPLES
+    return np.pad(counts, ((0, IKEM_SAMPLES - n), (0, 0))), n
+
+
+def write_ikem_archive(dest, tracings, exams: list[dict], part="exams_part_0.hdf5"):
+    """Write IKEM's files: ``part`` with exam_id, hashes (SHA1 of each stored tracing), real_lengths
+    and tracings, and exams.csv with the authors' nine columns. ``tracings``: (tracing, real_length)
+    pairs in the order of ``exams``."""
     import hashlib
 
     import h5py
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
+    data = np.stack([t for t, _ in tracings])
+    with h5py.File(dest / part, "w") as f:
+        f.create_dataset("exam_id", data=np.array([e["exam_id"] for e in exams], dtype=np.int64))
+        f.create_dataset("hashes", data=np.array([hashlib.sha1(t.tobytes()).hexdigest() for t in data],
+                                                 dtype="S40"))
+        f.create_dataset("real_lengths", data=np.array([n for _, n in tracings], dtype=np.int64))
+        f.create_dataset("tracings", data=data, chunks=(1, IKEM_SAMPLES, len(IKEM_STORED_LEADS)))
+    columns = ["exam_id", "acquisition_date", "patient_id", "age", "is_male", "weight", "height",
+               "ventricular_rate", "atrial_rate"]
+    pd.DataFrame(exams, columns=columns).to_csv(dest / "exams.csv", index=False)
+
+
+def write_ikem(dest, n_patients, seed, max_ecgs_per_patient=3, prevalence=None, missing_waveforms=0,
+               fs=500, uv_per_count=4.88):
+    """IKEM layout (see ``IKEMReader``): 10 s recorded at ``fs``, centre-cropped to 4,096 samples;
+    one recording in ten is shorter (7.5-8 s) and end-padded, its ``real_lengths`` the true length;
+    in exams.csv an unknown age or sex is -1, as in the real file (one patient in twenty)."""
     rng = np.random.default_rng(seed)
     patients = make_patients(n_patients, rng, prevalence)
-    stored = [0, 1, 6, 7, 8, 9, 10, 11]
-    ids, hashes, lengths, tracings, rows = [], [], [], [], []
+    tracings, exams = [], []
     for k, (p, _) in enumerate(_ecg_plan(patients, max_ecgs_per_patient, rng)):
-        ecg = synth_ecg(p, 4096 / 10.0, 10.0, rng)[:, stored]
-        counts = np.clip(np.round(ecg * 1000.0 / uv_per_count), -32767, 32767).astype(np.int16)
-        ids.append(500000 + k)
-        lengths.append(int(10 * fs))
-        hashes.append(hashlib.sha1(counts.tobytes()).hexdigest())
-        tracings.append(counts)
-        rows.append({"exam_id": 500000 + k, "patient_id": f"P{p.patient_id}"})
-    with h5py.File(dest / "ikem_part0.h5", "w") as f:
-        f.create_dataset("exam_id", data=np.array(ids, dtype=np.int64))
-        f.create_dataset("hashes", data=np.array(hashes, dtype="S40"))
-        f.create_dataset("real_lengths", data=np.array(lengths, dtype=np.int64))
-        f.create_dataset("tracings", data=np.stack(tracings))
-    pd.DataFrame(rows).to_csv(dest / "exams.csv", index=False)
-    return {"records": len(ids), "metadata_rows": len(ids), "patients": n_patients}
+        seconds = 10.0 if rng.random() < 0.9 else float(rng.uniform(7.5, 8.0))
+        tracings.append(ikem_tracing(synth_ecg(p, fs, seconds, rng), uv_per_count))
+        unknown = p.patient_id % 20 == 0
+        heart_rate = int(round(p.heart_rate))
+        exams.append({"exam_id": 500000 + k, "acquisition_date": f"2019-{1 + k % 12:02d}-{1 + k % 28:02d}",
+                      "patient_id": p.patient_id, "age": -1 if unknown else p.age,
+                      "is_male": -1 if unknown else int(p.male), "weight": int(rng.integers(50, 110)),
+                      "height": int(rng.integers(150, 195)), "ventricular_rate": heart_rate,
+                      "atrial_rate": heart_rate})
+    write_ikem_archive(dest, tracings, exams)
+    return {"records": len(exams), "metadata_rows": len(exams), "patients": n_patients}
 
 
 def ukb_xml(eid: int, ecg_mv: np.ndarray, fs: int, age: int, male: bool, uv_per_count: float = 5.0) -> str:

@@ -10,7 +10,15 @@ A reader has two steps, so that the cheap one runs once and the expensive one in
 
 Every item carries ``patient_id`` (source-qualified so that ids never collide across
 sources), ``age`` and ``sex`` ("M"/"F") where known, and label columns where the source has them.
-Facts about each format: ``../shared/notes/sources.md`` and the README's data section.
+Every ``RawRecord`` says how its samples were stored: ``stored_leads`` (before any lead is derived)
+and ``mv_per_unit`` (the amplitude step in mV, the paper's "MV-unit"; 1 for float tracings in mV).
+
+A name found inside a file (a WFDB header's signal file, a metadata table's record path) is
+followed only when it stays inside the archive: absolute names and names with ``..`` are refused
+with a reason (``unsafe_relative_path``), never opened.
+
+Each reader's facts come from the dataset's own description or its authors' code, cited in its
+docstring; the README's source table repeats them.
 """
 from __future__ import annotations
 
@@ -23,12 +31,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .leads import derive_limb_leads
-from .wfdb import read_record
+from .leads import CANONICAL_LEADS, derive_limb_leads
+from .wfdb import read_record, unit_to_mv
 
 
 class RecordError(Exception):
     """One record cannot be read; the message is the reason that goes to the quarantine."""
+
+
+class ArchiveError(ValueError):
+    """The archive as a whole does not have the layout its reader expects (the message says what
+    differs); nothing of it is standardized."""
 
 
 @dataclass
@@ -78,6 +91,27 @@ def existing_files(root: Path, rel_paths) -> set[str]:
     return found
 
 
+def unsafe_relative_path(rel) -> str | None:
+    """Why ``rel`` (a path read from inside an archive) may not be followed, or None when it is a
+    plain relative path that stays below the folder it is relative to."""
+    text = str(rel)
+    if not text or "\x00" in text or "\\" in text:
+        return f"path {text!r} is empty or holds a NUL or backslash"
+    if text.startswith(("/", "~")) or re.match(r"^[A-Za-z]:", text):
+        return f"path {text!r} is absolute"
+    if ".." in text.split("/"):
+        return f"path {text!r} leaves its folder (..)"
+    return None
+
+
+def _identifier(value):
+    """An id from a CSV cell: integral floats (a column with gaps reads as float) lose their '.0'."""
+    value = _clean(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _sex(value, male, female):
     value = _clean(value)
     if value == male:
@@ -98,7 +132,22 @@ def _wfdb_raw(signal, header) -> RawRecord:
     if len(units) != 1:
         raise RecordError(f"mixed units across leads: {sorted(units)}")
     unit = header.signals[0].units
-    return RawRecord(signal, header.fs, [s.name for s in header.signals], unit, {"orig_unit": unit})
+    step = float(np.median([unit_to_mv(unit) / s.gain for s in header.signals]))
+    return RawRecord(signal, header.fs, [s.name for s in header.signals], unit,
+                     {"orig_unit": unit, "stored_leads": header.n_signals, "mv_per_unit": step})
+
+
+def _checked_items(rows, column_name: str):
+    """Split ``(record_id, rel_path, ...)`` rows into those whose path is safe to follow and
+    rejections ``(record_id, reason)`` for the others."""
+    safe, rejected = [], []
+    for row in rows:
+        reason = unsafe_relative_path(row[1])
+        if reason:
+            rejected.append((row[0], f"unsafe {column_name}: {reason}; not followed"))
+        else:
+            safe.append(row)
+    return safe, rejected
 
 
 class PTBXLReader:
@@ -116,12 +165,13 @@ class PTBXLReader:
             raise FileNotFoundError(f"{db_path} not found: is {self.root} a PTB-XL folder?")
         db = pd.read_csv(db_path)
         column = "filename_hr" if self.rate == 500 else "filename_lr"
-        present = existing_files(self.root, (f"{rel}.hea" for rel in db[column]))
-        items, rejected = [], []
         columns = [db[c].tolist() for c in ("ecg_id", column, "patient_id", "age", "sex", "scp_codes",
                                              "strat_fold")]
-        for ecg_id, rel, patient, age, sex, scp_codes, fold in zip(*columns):
-            record_id = str(int(ecg_id))
+        columns[0] = [str(int(e)) for e in columns[0]]
+        rows, rejected = _checked_items(zip(*columns), column)
+        present = existing_files(self.root, (f"{row[1]}.hea" for row in rows))
+        items = []
+        for record_id, rel, patient, age, sex, scp_codes, fold in rows:
             if f"{rel}.hea" not in present:
                 rejected.append((record_id, f"no waveform: {rel}.hea is missing (metadata row "
                                             f"without a record)"))
@@ -145,10 +195,11 @@ class MIMICReader:
 
     def items(self):
         records = pd.read_csv(self.root / "record_list.csv")
-        present = existing_files(self.root, (f"{p}.hea" for p in records["path"]))
-        items, rejected = [], []
-        for study, subject, path in zip(*(records[c].tolist() for c in ("study_id", "subject_id", "path"))):
-            record_id = str(int(study))
+        ids = [str(int(study)) for study in records["study_id"]]
+        rows, rejected = _checked_items(zip(ids, records["path"].astype(str), records["subject_id"]), "path")
+        present = existing_files(self.root, (f"{row[1]}.hea" for row in rows))
+        items = []
+        for record_id, path, subject in rows:
             if f"{path}.hea" not in present:
                 rejected.append((record_id, f"no waveform: {path}.hea is missing"))
                 continue
@@ -238,28 +289,53 @@ def code_signal(tracing) -> tuple[np.ndarray, int]:
     return signal, stripped
 
 
-class Code15Reader:
-    """CODE-15%: ``exams.csv`` + ``exams_part{i}.hdf5`` (``tracings`` N x 4096 x 12, ``exam_id``).
+class _CodeLayoutReader:
+    """The CODE layout shared by CODE-15% and SaMi-Trop: float32 ``tracings`` [N, 4096, 12] in mV at
+    400 Hz, recordings of 7 or 10 s zero-padded on both sides to 4,096 samples, and an
+    ``exams.csv``. The padding is stripped before resampling (``code_signal``)."""
+
+    label_columns: tuple[str, ...] = ()
+    expected_fs = None
+
+    def __init__(self, root, source, fs=400.0, unit="mV",
+                 lead_names=("DI", "DII", "DIII", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")):
+        self.root, self.source, self.fs, self.unit = Path(root), source, float(fs), unit
+        self.lead_names = list(lead_names)
+        self._h5 = _H5Cache()
+
+    def _meta(self, row) -> dict:
+        pid = _clean(row.get("patient_id"))
+        patient = int(pid) if pid is not None else f"exam{int(row['exam_id'])}"
+        meta = {"patient_id": f"{self.source}:{patient}", "age": _clean(row.get("age")),
+                "sex": _sex(row.get("is_male"), True, False)}
+        meta.update({c: _clean(row[c]) for c in self.label_columns if c in row.index})
+        return meta
+
+    def load(self, item):
+        part, row = item.locator
+        tracings = self._h5.get(str(self.root / part))["tracings"]
+        signal, stripped = code_signal(tracings[row])
+        return RawRecord(signal, self.fs, self.lead_names, self.unit,
+                         {"orig_unit": self.unit, "zero_padding_stripped": stripped,
+                          "stored_leads": int(tracings.shape[-1]), "mv_per_unit": unit_to_mv(self.unit)})
+
+
+class Code15Reader(_CodeLayoutReader):
+    """CODE-15% (Zenodo 4916206): ``exams.csv`` + ``exams_part{i}.hdf5`` with ``tracings`` and
+    ``exam_id``, as the record's description gives them.
 
     The CSV is re-indexed by the HDF5 ``exam_id`` (the rows are not in CSV order); an all-zero
-    HDF5 row with ``exam_id`` 0 is the parts' padding row and is not a record. Zero padding is
-    stripped before resampling.
+    HDF5 row with ``exam_id`` 0 is the parts' padding row and is not a record. The unit is mV by
+    the dataset's description; users report amplitudes about twice the usual (antonior92
+    ecg-age-prediction issues 1 and 5), which the amplitude summary makes visible and
+    ``standardize.amplitude_scale`` corrects if needed.
     """
 
     label_columns = ("1dAVb", "RBBB", "LBBB", "SB", "AF", "ST", "normal_ecg")
-    expected_fs = None
 
-    def __init__(self, root, source="code15", fs=400.0, unit="mV",
-                 lead_names=("DI", "DII", "DIII", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"),
-                 hdf5_glob="exams_part*.hdf5"):
-        self.root, self.source, self.fs, self.unit = Path(root), source, float(fs), unit
-        self.lead_names, self.hdf5_glob = list(lead_names), hdf5_glob
-        self._h5 = _H5Cache()
-
-    def _patient(self, row) -> str:
-        pid = row.get("patient_id")
-        pid = _clean(pid)
-        return f"{self.source}:{int(pid) if pid is not None else 'exam' + str(int(row['exam_id']))}"
+    def __init__(self, root, source="code15", hdf5_glob="exams_part*.hdf5", **kwargs):
+        super().__init__(root, source, **kwargs)
+        self.hdf5_glob = hdf5_glob
 
     def items(self):
         import h5py
@@ -271,6 +347,9 @@ class Code15Reader:
         located = {}
         for part in parts:
             with h5py.File(part, "r") as f:
+                if "exam_id" not in f:
+                    raise ArchiveError(f"{part.name} has no exam_id dataset: not the CODE-15% layout "
+                                       f"(SaMi-Trop's exams.hdf5 is read by the samitrop reader)")
                 ids = f["exam_id"][:]
             for row, exam_id in enumerate(ids):
                 if int(exam_id) != 0:
@@ -282,50 +361,94 @@ class Code15Reader:
                 where = row.get("trace_file", "any HDF5 part")
                 rejected.append((str(exam_id), f"no waveform: exam_id {exam_id} not found in {where}"))
                 continue
-            meta = {"patient_id": self._patient(row), "age": _clean(row.get("age")),
-                    "sex": _sex(row.get("is_male"), True, False)}
-            meta.update({c: _clean(row[c]) for c in self.label_columns if c in row.index})
-            items.append(Item(str(exam_id), located[exam_id], meta))
+            items.append(Item(str(exam_id), located[exam_id], self._meta(row)))
         extra = sorted(set(located) - set(int(i) for i in exams.index))
         rejected += [(str(e), f"waveform without a row in exams.csv ({located[e][0]})") for e in extra]
         return items, rejected
 
-    def load(self, item):
-        part, row = item.locator
-        signal, stripped = code_signal(self._h5.get(str(self.root / part))["tracings"][row])
-        return RawRecord(signal, self.fs, self.lead_names, self.unit,
-                         {"orig_unit": self.unit, "zero_padding_stripped": stripped})
 
+class SamiTropReader(_CodeLayoutReader):
+    """SaMi-Trop (Zenodo 4905618): ``exams.csv`` + one ``exams.hdf5`` that holds only ``tracings``
+    [N, 4096, 12] (400 Hz, mV, zero-padded on both sides as in CODE-15%).
 
-class SamiTropReader(Code15Reader):
-    """SaMi-Trop: the CODE layout with a single ``exams.hdf5``; one exam per patient unless the
-    CSV says otherwise."""
+    There is no ``exam_id`` dataset: HDF5 row i is the exam of CSV row i, as the PhysioNet 2025
+    challenge's ``prepare_samitrop_data.py`` reads it. So the CSV is taken exactly in its file
+    order (no sorting, no de-duplication before the mapping), and a different number of rows on the
+    two sides stops the source with ``ArchiveError``. A repeated ``exam_id`` keeps its first row;
+    the later ones are quarantined. 1,631 exams of 1,631 patients: without a ``patient_id`` column
+    each exam is its own patient.
+    """
 
     label_columns = ("death", "timey", "normal_ecg")
 
-    def __init__(self, root, source="samitrop", **kwargs):
-        kwargs.setdefault("hdf5_glob", "exams.hdf5")
-        super().__init__(root, source=source, **kwargs)
+    def __init__(self, root, source="samitrop", hdf5_name="exams.hdf5", **kwargs):
+        super().__init__(root, source, **kwargs)
+        self.hdf5_name = hdf5_name
+
+    def items(self):
+        import h5py
+        exams = pd.read_csv(self.root / "exams.csv")
+        path = self.root / self.hdf5_name
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: is {self.root} a SaMi-Trop folder?")
+        with h5py.File(path, "r") as f:
+            if "tracings" not in f:
+                raise ArchiveError(f"{path.name} has no tracings dataset")
+            n_rows = f["tracings"].shape[0]
+            stored_ids = f["exam_id"][:] if "exam_id" in f else None
+        if n_rows != len(exams):
+            raise ArchiveError(f"{path.name} holds {n_rows} tracings but exams.csv has {len(exams)} rows: "
+                               f"SaMi-Trop pairs HDF5 row i with CSV row i, which needs equal counts")
+        if stored_ids is not None and [int(i) for i in stored_ids] != [int(i) for i in exams["exam_id"]]:
+            raise ArchiveError(f"{path.name} has an exam_id dataset that disagrees with the order of "
+                               f"exams.csv: this copy is not laid out as SaMi-Trop is")
+        items, rejected, first_row = [], [], {}
+        for row_index, (_, row) in enumerate(exams.iterrows()):
+            exam_id = int(row["exam_id"])
+            if exam_id in first_row:
+                rejected.append((str(exam_id), f"duplicate exam_id {exam_id}: CSV row {row_index} repeats "
+                                               f"row {first_row[exam_id]}, whose tracing is kept"))
+                continue
+            first_row[exam_id] = row_index
+            items.append(Item(str(exam_id), (path.name, row_index), self._meta(row)))
+        return items, rejected
 
 
 class IKEMReader:
-    """IKEM: HDF5 files with datasets ``exam_id``, ``hashes``, ``real_lengths``, ``tracings``
-    (N x 4096 x 8 int16, leads I, II, V1-V6, ``uv_per_count`` microvolts per unit) and an
-    ``exams.csv`` mapping ``exam_id`` to ``patient_id``. III, aVR, aVL, aVF are derived.
+    """IKEM (Zenodo 8393007): HDF5 files with datasets ``exam_id``, ``hashes`` (SHA1 of the
+    recording), ``real_lengths`` and ``tracings`` [N, 4096, 8] int16 at 4.88 uV per count, 500 Hz,
+    and an ``exams.csv``.
 
-    ``real_lengths`` is the original number of samples at ``fs``: when it is at most the stored
-    length, the first ``real_length`` rows are the recording; when it is larger, the stored rows
-    are taken to span the original duration (an effective rate of stored/real_length * fs), and
-    the record is flagged. The SHA1 in ``hashes`` is kept in the manifest.
+    Facts, from the dataset's description and its authors' code (github
+    CaptainTrojan/electrocardioguard: ``h5_pt_dataloader.py``, ``scale_to_milivolts_and_add_leads``,
+    and the converters in ``dataset_conversion_scripts/`` that write other archives in this layout):
+
+    * the 8 stored columns are the leads **V1, V2, V3, V4, V5, V6, I, II**; III, aVR, aVL and aVF
+      are derived from I and II (Einthoven, Goldberger). The limb-lead check cannot catch a wrong
+      column for I or II (the derived leads follow it), so the order is fixed here, by name;
+    * longer recordings were centre-cropped to 4,096 samples (8.192 s) and shorter ones
+      end-padded: ``real_lengths`` is the true length, at most 4,096, and the first
+      ``real_length`` rows are the recording. A larger value is not this layout (``RecordError``);
+    * ``exams.csv``: ``exam_id, acquisition_date, patient_id, age, is_male, weight, height,
+      ventricular_rate, atrial_rate``; ``is_male`` is 1, 0 or -1 and -1 means unknown, as it does
+      for ``age``: unknown stays missing.
+
+    8.192 s is shorter than the 10 s of the corpus: config.yaml standardizes IKEM with
+    ``pad_short`` (zero padding on both sides, counted in ``qc_padded_samples``).
     """
 
-    stored_leads = ("I", "II", "V1", "V2", "V3", "V4", "V5", "V6")
+    stored_leads = ("V1", "V2", "V3", "V4", "V5", "V6", "I", "II")
     expected_fs = None
+    unknown = -1            # exams.csv's code for an unknown age or sex
 
     def __init__(self, root, source="ikem", fs=500.0, uv_per_count=4.88, hdf5_glob="*.h*5"):
         self.root, self.source, self.fs = Path(root), source, float(fs)
         self.uv_per_count, self.hdf5_glob = float(uv_per_count), hdf5_glob
         self._h5 = _H5Cache()
+
+    def _known(self, value):
+        value = _clean(value)
+        return None if value is None or value == self.unknown else value
 
     def items(self):
         import h5py
@@ -337,38 +460,40 @@ class IKEMReader:
         for part in parts:
             with h5py.File(part, "r") as f:
                 ids, lengths = f["exam_id"][:], f["real_lengths"][:]
+                if f["tracings"].shape[1:] != (4096, len(self.stored_leads)):
+                    raise ArchiveError(f"{part.name}: tracings of shape {f['tracings'].shape}; IKEM stores "
+                                       f"[N, 4096, {len(self.stored_leads)}] ({', '.join(self.stored_leads)})")
                 hashes = f["hashes"][:] if "hashes" in f else [None] * len(ids)
             for row, (exam_id, length, digest) in enumerate(zip(ids, lengths, hashes)):
                 exam_id = int(exam_id)
                 if exam_id not in exams.index:
                     rejected.append((str(exam_id), f"no patient: exam_id {exam_id} missing from exams.csv"))
                     continue
+                exam = exams.loc[exam_id]
+                age = self._known(exam.get("age"))
                 digest = digest.decode() if isinstance(digest, bytes) else _clean(digest)
                 items.append(Item(str(exam_id), (part.name, row, int(length)),
-                                  {"patient_id": f"{self.source}:{exams.loc[exam_id, 'patient_id']}",
-                                   "age": _clean(exams.loc[exam_id].get("age")),
-                                   "sex": _sex(exams.loc[exam_id].get("sex"), "M", "F"),
-                                   "sha1": digest}))
+                                  {"patient_id": f"{self.source}:{_identifier(exam['patient_id'])}",
+                                   "age": None if age is None else float(age),
+                                   "sex": _sex(self._known(exam.get("is_male")), 1, 0), "sha1": digest}))
         return items, rejected
 
     def load(self, item):
         part, row, real_length = item.locator
-        stored = np.asarray(self._h5.get(str(self.root / part))["tracings"][row], dtype=np.float32)
-        n_stored = stored.shape[0]
-        if real_length <= 0:
-            raise RecordError(f"real_length {real_length} is not a length")
-        if real_length <= n_stored:
-            signal, fs, resampled = stored[:real_length], self.fs, False
-        else:
-            signal, fs, resampled = stored, self.fs * n_stored / real_length, True
-        signal = signal * self.uv_per_count
-        lead_i, lead_ii = signal[:, 0], signal[:, 1]
+        stored = self._h5.get(str(self.root / part))["tracings"][row]
+        if not 0 < real_length <= stored.shape[0]:
+            raise RecordError(f"real_length {real_length} is not a length of the {stored.shape[0]} stored "
+                              f"samples (IKEM crops longer recordings to them): not the IKEM layout")
+        signal = np.asarray(stored[:real_length], dtype=np.float32) * np.float32(self.uv_per_count)
+        column = {lead: k for k, lead in enumerate(self.stored_leads)}
+        lead_i, lead_ii = signal[:, column["I"]], signal[:, column["II"]]
         derived = derive_limb_leads(lead_i, lead_ii)
-        full = np.column_stack([lead_i, lead_ii, derived["III"], derived["aVR"], derived["aVL"],
-                                derived["aVF"], signal[:, 2:]])
-        names = ["I", "II", "III", "aVR", "aVL", "aVF", *self.stored_leads[2:]]
-        return RawRecord(full, fs, names, "uV", {"orig_unit": f"{self.uv_per_count:g} uV/count",
-                                                 "ikem_stored_resampled": resampled})
+        names = list(CANONICAL_LEADS)
+        full = np.column_stack([lead_i, lead_ii, *(derived[n] for n in names[2:6]),
+                                *(signal[:, column[n]] for n in names[6:])])
+        return RawRecord(full, self.fs, names, "uV",
+                         {"orig_unit": f"{self.uv_per_count:g} uV/count", "stored_leads": len(self.stored_leads),
+                          "mv_per_unit": self.uv_per_count * 1e-3})
 
 
 # --- UK Biobank XML -------------------------------------------------------------------------
@@ -377,11 +502,13 @@ class UKBiobankReader:
     """UK Biobank resting ECG XML (GE CardioSoft), one file per ECG: ``<eid>_20205_<i>_0.xml``.
 
     The 10 s rhythm strips are ``StripData/WaveformData`` elements (one per lead, ``lead``
-    attribute, comma-separated integers) with ``SampleRate`` and ``Resolution`` (microvolts per
-    unit). Parsed with defusedxml, which refuses entity expansion and external entities.
+    attribute, comma-separated integers) with ``SampleRate`` and ``Resolution``, whose ``units``
+    attribute must say ``uVperLsb`` (microvolts per count): another unit is a rejection, not a
+    guess. Parsed with defusedxml, which refuses entity expansion and external entities.
     """
 
     expected_fs = None
+    resolution_units = "uVperLsb"
     _NAME = re.compile(r"^(\d+)_20205_(\d+)_(\d+)$")
 
     def __init__(self, root, source="ukb"):
@@ -419,6 +546,10 @@ class UKBiobankReader:
             uv = float(resolution.text)
         except (TypeError, ValueError, AttributeError):
             raise RecordError("StripData lacks a numeric SampleRate or Resolution") from None
+        units = resolution.get("units")
+        if (units or "").lower() != self.resolution_units.lower():
+            raise RecordError(f"Resolution is in units={units!r}, not {self.resolution_units!r} "
+                              f"(microvolts per count): its scale is unknown")
         names, columns = [], []
         for wave in strip.findall("WaveformData"):
             names.append(wave.get("lead", ""))
@@ -428,7 +559,7 @@ class UKBiobankReader:
             raise RecordError("no WaveformData element")
         n = min(len(c) for c in columns)
         signal = np.column_stack([c[:n] for c in columns]) * uv
-        meta = {"orig_unit": f"{uv:g} uV/count"}
+        meta = {"orig_unit": f"{uv:g} uV/count", "stored_leads": len(columns), "mv_per_unit": uv * 1e-3}
         age = root.findtext(".//PatientInfo/Age")
         meta["age"] = float(age) if age and age.strip().isdigit() else None
         meta["sex"] = {"MALE": "M", "FEMALE": "F"}.get((root.findtext(".//PatientInfo/Gender") or "").upper())

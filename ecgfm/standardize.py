@@ -5,7 +5,8 @@ Every number comes from the ``standardize`` block of the config (see ``Settings`
 
 Order of operations in ``standardize_record`` and why:
  1. leads selected by name into canonical order -> a missing lead is a rejection;
- 2. to mV with the unit the reader reports;
+ 2. to mV with the unit the reader reports (times the source's ``amplitude_scale``, 1 unless a
+    user corrects a known scale error);
  3. sampling-rate check against what the source is known to use (a header that lies);
  4. duration check (before resampling, on the original samples);
  5. NaN runs: short ones are interpolated (and counted), long ones fail the record;
@@ -13,6 +14,9 @@ Order of operations in ``standardize_record`` and why:
  7. anti-aliased polyphase resampling to the target rate (``scipy.signal.resample_poly``);
  8. centre crop to the target length, or zero padding when the config allows (flagged);
  9. amplitude plausibility (unit errors) and limb-lead consistency (swapped leads).
+
+The QC values returned include ``lead_peak_to_peak_mv`` (one value per lead), which
+``ecgfm.corpus`` summarizes per source instead of storing per record.
 """
 from __future__ import annotations
 
@@ -56,6 +60,7 @@ class Settings:
     min_seconds_when_padding: float = 7.0
     expected_fs: float | None = None
     keep_flagged: bool = False
+    amplitude_scale: float = 1.0      # a per-source correction of a known scale error (x after mV)
     qc: QCSettings = field(default_factory=QCSettings)
 
     @property
@@ -72,6 +77,7 @@ class Settings:
                    pad_short=bool(block.get("pad_short", False)),
                    min_seconds_when_padding=float(block.get("min_seconds_when_padding", 7.0)),
                    keep_flagged=bool(block.get("keep_flagged", False)),
+                   amplitude_scale=float(block.get("amplitude_scale", 1.0)),
                    expected_fs=expected_fs, qc=QCSettings(**qc))
 
 
@@ -153,13 +159,18 @@ def saturation_fraction(x: np.ndarray) -> float:
     return float((np.maximum(hi, lo) / x.shape[-1]).max())
 
 
-def peak_to_peak_mv(x: np.ndarray, tail: float = 0.005) -> float:
-    """Median over leads of a robust peak-to-peak amplitude: the spread between the samples of
-    rank ``tail`` and ``1 - tail`` (nearest rank; one partial sort for both)."""
+def lead_peak_to_peak_mv(x: np.ndarray, tail: float = 0.005) -> np.ndarray:
+    """A robust peak-to-peak amplitude of each lead ([leads, n] -> [leads]): the spread between
+    the samples of rank ``tail`` and ``1 - tail`` (nearest rank; one partial sort for both)."""
     n = x.shape[-1]
     lo, hi = int(round(tail * (n - 1))), int(round((1 - tail) * (n - 1)))
     part = np.partition(x, (lo, hi), axis=-1)
-    return float(np.median(part[..., hi] - part[..., lo]))
+    return part[..., hi] - part[..., lo]
+
+
+def peak_to_peak_mv(x: np.ndarray, tail: float = 0.005) -> float:
+    """Median over leads of ``lead_peak_to_peak_mv``."""
+    return float(np.median(lead_peak_to_peak_mv(x, tail)))
 
 
 # --- one record ----------------------------------------------------------------------------
@@ -185,7 +196,7 @@ def standardize_record(signal: np.ndarray, fs: float, lead_names: list[str], uni
     qc = settings.qc
     x = select_leads(signal, lead_names, settings.leads)
     try:
-        x = x * np.float32(unit_to_mv(unit))
+        x = x * np.float32(unit_to_mv(unit) * settings.amplitude_scale)
     except ValueError as exc:
         raise RejectRecord(str(exc)) from None
     if settings.expected_fs is not None and abs(fs - settings.expected_fs) > 1e-6:
@@ -213,13 +224,15 @@ def standardize_record(signal: np.ndarray, fs: float, lead_names: list[str], uni
         failed.append(f"saturated: {sat:.1%} of a lead's samples at its extreme value")
     y = resample(x, fs, settings.fs)
     y, n_padded = crop_or_pad(y, settings.n_samples, settings.pad_short)
-    amp = peak_to_peak_mv(y)
+    lead_amp = lead_peak_to_peak_mv(y)
+    amp = float(np.median(lead_amp))
     lo, hi = qc.amplitude_range_mv
     if not lo <= amp <= hi:
         failed.append(f"implausible amplitude: median peak-to-peak {amp:.3g} mV outside "
                       f"[{lo:g}, {hi:g}] mV (wrong unit?)")
     values = {"qc_nan_samples": n_nan, "qc_padded_samples": n_padded, "qc_saturation": sat,
-              "qc_peak_to_peak_mv": amp, "qc_limb_residual": np.nan}
+              "qc_peak_to_peak_mv": amp, "qc_limb_residual": np.nan,
+              "lead_peak_to_peak_mv": lead_amp.astype(np.float32)}
     if settings.leads == CANONICAL_LEADS:
         residuals = limb_lead_residuals(y)
         worst = max(residuals, key=residuals.get)

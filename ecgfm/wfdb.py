@@ -158,6 +158,17 @@ def _decode(raw: bytes, fmt: str, n_cols: int) -> tuple[np.ndarray, np.ndarray |
     return vals, (bad if bad.any() else None)
 
 
+def signal_file_name(file_name: str, record_name: str) -> str:
+    """``file_name`` from a header, when it names a file beside the header; ``WfdbError`` when it
+    is absolute or has a directory part (``../../etc/passwd``): a record's signal files live in
+    its own folder, and a crafted header must not make us read anything else."""
+    if (not file_name or file_name in (".", "..") or "/" in file_name or "\\" in file_name
+            or "\x00" in file_name or re.match(r"^[A-Za-z]:", file_name)):
+        raise WfdbError(f"{record_name}: signal file {file_name!r} named in the header is not a file "
+                        f"beside the header (absolute, or in another folder): refused")
+    return file_name
+
+
 def read_signal(header: Header, directory: str | Path) -> np.ndarray:
     """Physical signal [n_samples, n_signals] (float32, in each signal's own unit; NaN = invalid)."""
     directory = Path(directory)
@@ -167,7 +178,7 @@ def read_signal(header: Header, directory: str | Path) -> np.ndarray:
     for idx, spec in enumerate(header.signals):
         by_file.setdefault((spec.file_name, spec.fmt, spec.byte_offset), []).append(idx)
     for (file_name, fmt, offset), cols in by_file.items():
-        path = directory / file_name
+        path = directory / signal_file_name(file_name, header.record_name)
         try:
             with open(path, "rb") as fh:
                 fh.seek(offset)

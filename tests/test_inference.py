@@ -130,6 +130,17 @@ def test_malformed_inputs_give_clear_errors(demo_model, tmp_path):
     row = pd.read_parquet(tmp_path / "t.parquet").iloc[0]
     assert row["status"] == "rejected" and row["reason"].startswith("missing lead(s): III, aVR")
     assert not (tmp_path / "o.parquet").exists()
+    # a header whose signal file lies outside its folder: listed as rejected, the file never read
+    (tmp_path / "crafted").mkdir()
+    write_record(tmp_path / "crafted", "r2", np.full((5000, 12), 100, np.int16), 500,
+                 ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"])
+    (tmp_path / "outside.dat").write_bytes((tmp_path / "crafted" / "r2.dat").read_bytes())
+    hea = tmp_path / "crafted" / "r2.hea"
+    hea.write_text(hea.read_text().replace("r2.dat", "../outside.dat"))
+    run = _cli("embed", "--model", demo_model, "--input", tmp_path / "crafted", "--out", tmp_path / "c.parquet")
+    assert run.returncode == 0, run.stderr
+    row = pd.read_parquet(tmp_path / "c.parquet").iloc[0]
+    assert row["status"] == "rejected" and "'../outside.dat' named in the header is not a file beside" in row["reason"]
 
 
 def test_predict_writes_a_probability_per_task(demo_model, wfdb_folder, tmp_path):

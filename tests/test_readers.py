@@ -4,8 +4,9 @@ import pandas as pd
 import pytest
 
 from conftest import shared_or_skip
-from ecgfm.corpus import standardize_source
+from ecgfm.corpus import SourceError, standardize_source
 from ecgfm.demo import write_demo_source
+from ecgfm.leads import CANONICAL_LEADS
 from ecgfm.readers import make_reader, strip_zero_padding
 from ecgfm.shards import ShardReader
 from ecgfm.standardize import Settings
@@ -23,7 +24,8 @@ def _run(layout, root, out, options=None, threads=1, shard_size=16, **settings):
 
 @pytest.mark.parametrize("layout,options,settings", [
     ("ptbxl", None, {}), ("mimic", None, {}), ("code15", CODE_LEADS, {"pad_short": True}),
-    ("samitrop", CODE_LEADS, {"pad_short": True}), ("ikem", None, {}), ("ukb", None, {}), ("wfdb", None, {})])
+    ("samitrop", CODE_LEADS, {"pad_short": True}), ("ikem", None, {"pad_short": True}), ("ukb", None, {}),
+    ("wfdb", None, {})])
 def test_every_reader_on_its_real_format(tmp_path, layout, options, settings):
     counts = write_demo_source(layout, tmp_path / "raw", n_patients=12, seed=3)
     summary, manifest, quarantine = _run(layout, tmp_path / "raw", tmp_path / "std", options, **settings)
@@ -37,8 +39,12 @@ def test_every_reader_on_its_real_format(tmp_path, layout, options, settings):
     assert ecg.shape == (len(manifest), 12, 2500)
     assert 0.3 < manifest["qc_peak_to_peak_mv"].median() < 3          # mV, not uV or V
     assert manifest["qc_limb_residual"].max() < 0.05                  # Einthoven/Goldberger hold
-    if layout in ("ptbxl", "code15", "ukb", "wfdb"):
+    if layout in ("ptbxl", "code15", "samitrop", "ukb", "wfdb"):
         assert manifest["age"].notna().all() and set(manifest["sex"]) <= {"M", "F"}
+    # every source's summary carries its amplitudes, lead by lead
+    amplitude = summary["median_peak_to_peak_mv"]
+    assert list(amplitude) == [*CANONICAL_LEADS, "all"] and 0.3 < amplitude["all"] < 3
+    assert amplitude["all"] == pytest.approx(np.median([amplitude[lead] for lead in CANONICAL_LEADS]), abs=1e-3)
 
 
 def test_code15_rows_are_matched_by_exam_id_not_position(tmp_path):
@@ -60,14 +66,148 @@ def test_code15_rows_are_matched_by_exam_id_not_position(tmp_path):
     assert len(rejected) == 1 and "not found" in rejected[0][1]
 
 
-def test_ikem_derives_the_four_missing_limb_leads(tmp_path):
+def test_ikem_reads_its_columns_by_lead_name_and_derives_the_limb_leads(tmp_path):
+    import h5py
     write_demo_source("ikem", tmp_path, n_patients=2, seed=1)
     reader = make_reader("ikem", tmp_path, "ikem")
-    rec = reader.load(reader.items()[0][0])
-    sig = dict(zip(rec.lead_names, rec.signal.T))
-    assert np.allclose(sig["III"], sig["II"] - sig["I"])
+    item = reader.items()[0][0]
+    rec = reader.load(item)
+    with h5py.File(tmp_path / "exams_part_0.hdf5") as f:
+        stored = f["tracings"][item.locator[1]].astype(np.float64) * 4.88
+    sig = dict(zip(rec.lead_names, rec.signal.T.astype(np.float64)))
+    for column, lead in enumerate(["V1", "V2", "V3", "V4", "V5", "V6", "I", "II"]):
+        assert np.allclose(sig[lead], stored[: len(sig[lead]), column], atol=1e-3), lead
+    assert np.allclose(sig["III"], sig["II"] - sig["I"], atol=1e-3)
     assert np.allclose(sig["aVR"] + sig["aVL"] + sig["aVF"], 0, atol=1e-3)
-    assert rec.fs == pytest.approx(409.6)                              # 4096 rows over 10 s
+    assert rec.fs == 500 and rec.unit == "uV" and rec.signal.shape[0] == item.locator[2] <= 4096
+
+
+def _edit_h5(path, name, values):
+    import h5py
+    with h5py.File(path, "r+") as f:
+        data = f[name][:]
+        del f[name]
+        f.create_dataset(name, data=values(data))
+
+
+def test_ikem_real_length_beyond_the_stored_samples_is_not_the_layout(tmp_path):
+    counts = write_demo_source("ikem", tmp_path / "raw", n_patients=10, seed=2)
+    _edit_h5(tmp_path / "raw" / "exams_part_0.hdf5", "real_lengths", lambda v: np.where(np.arange(len(v)) == 0, 5000, v))
+    summary, manifest, quarantine = _run("ikem", tmp_path / "raw", tmp_path / "std", pad_short=True)
+    assert len(manifest) == counts["records"] - 1
+    assert list(quarantine["reason"].str.contains("real_length 5000 is not a length")) == [True]
+    # the whole file so: the source stops instead of writing a corpus of rejects
+    write_demo_source("ikem", tmp_path / "many", n_patients=40, seed=2)
+    _edit_h5(tmp_path / "many" / "exams_part_0.hdf5", "real_lengths", lambda v: np.full_like(v, 5000))
+    with pytest.raises(SourceError, match="real_length"):
+        _run("ikem", tmp_path / "many", tmp_path / "std2", pad_short=True)
+
+
+def test_ikem_unknown_age_and_sex_stay_missing(tmp_path):
+    write_demo_source("ikem", tmp_path, n_patients=25, seed=6)
+    exams = pd.read_csv(tmp_path / "exams.csv")
+    assert list(exams.columns) == ["exam_id", "acquisition_date", "patient_id", "age", "is_male", "weight",
+                                   "height", "ventricular_rate", "atrial_rate"]
+    unknown = set(exams.loc[exams["is_male"] == -1, "exam_id"].astype(str))
+    assert unknown and set(exams.loc[exams["age"] == -1, "exam_id"].astype(str)) == unknown
+    items, _ = make_reader("ikem", tmp_path, "ikem").items()
+    for item in items:
+        missing = item.record_id in unknown
+        assert (item.meta["age"] is None) == missing and (item.meta["sex"] is None) == missing
+        assert missing or (item.meta["age"] > 0 and item.meta["sex"] in ("M", "F"))
+
+
+def test_samitrop_maps_rows_by_csv_order_and_refuses_a_count_mismatch(tmp_path):
+    import h5py
+    write_demo_source("samitrop", tmp_path, n_patients=6, seed=7)
+    with h5py.File(tmp_path / "exams.hdf5") as f:
+        assert set(f) == {"tracings"}                                   # the real file holds nothing else
+        tracings = f["tracings"][:]
+    exams = pd.read_csv(tmp_path / "exams.csv")
+    reader = make_reader("samitrop", tmp_path, "samitrop", CODE_LEADS)
+    items, rejected = reader.items()
+    assert [i.record_id for i in items] == [str(e) for e in exams["exam_id"]] and not rejected
+    for k, item in enumerate(items):
+        assert np.array_equal(reader.load(item).signal, strip_zero_padding(tracings[k])[0])
+    # a repeated exam_id keeps its first row; the repeat is quarantined, not lost
+    exams.loc[3, "exam_id"] = exams.loc[1, "exam_id"]
+    exams.to_csv(tmp_path / "exams.csv", index=False)
+    items, rejected = make_reader("samitrop", tmp_path, "samitrop", CODE_LEADS).items()
+    assert [i.locator[1] for i in items] == [0, 1, 2, 4, 5]
+    assert rejected == [(str(exams.loc[1, "exam_id"]), f"duplicate exam_id {exams.loc[1, 'exam_id']}: CSV row 3 "
+                                                     f"repeats row 1, whose tracing is kept")]
+    # one CSV row too many: every later row would be paired with the wrong tracing
+    pd.concat([exams, exams.tail(1).assign(exam_id=1)]).to_csv(tmp_path / "exams.csv", index=False)
+    with pytest.raises(SourceError, match="6 tracings but exams.csv has 7 rows"):
+        standardize_source(make_reader("samitrop", tmp_path, "samitrop", CODE_LEADS), tmp_path / "std",
+                           "samitrop", Settings(pad_short=True), shard_size=8, progress=False)
+
+
+def test_code15_reader_refuses_a_file_without_exam_ids(tmp_path):
+    from ecgfm.readers import ArchiveError
+    write_demo_source("samitrop", tmp_path, n_patients=3, seed=7)
+    with pytest.raises(ArchiveError, match="no exam_id dataset"):
+        make_reader("code15", tmp_path, "code15", {**CODE_LEADS, "hdf5_glob": "exams.hdf5"}).items()
+
+
+def test_ukb_resolution_unit_is_read_not_assumed(tmp_path):
+    from ecgfm.demo import synth_ecg, make_patients, ukb_xml
+    from ecgfm.readers import RecordError
+    p = make_patients(1, np.random.default_rng(0))[0]
+    xml = ukb_xml(1000001, synth_ecg(p, 500, 10.0, np.random.default_rng(1)), 500, 60, True)
+    (tmp_path / "1000001_20205_2_0.xml").write_text(xml)
+    (tmp_path / "1000002_20205_2_0.xml").write_text(xml.replace('units="uVperLsb"', 'units="mVperLsb"'))
+    reader = make_reader("ukb", tmp_path, "ukb")
+    good, bad = reader.items()[0]
+    assert reader.load(good).meta["mv_per_unit"] == pytest.approx(0.005)
+    with pytest.raises(RecordError, match="units='mVperLsb'"):
+        reader.load(bad)
+
+
+def test_names_inside_an_archive_cannot_lead_outside_it(tmp_path):
+    """A WFDB header naming ../../etc/passwd as its signal file, and metadata tables whose record
+    paths are absolute or climb out: refused with a reason, never opened."""
+    from ecgfm.readers import unsafe_relative_path
+    from ecgfm.wfdb import WfdbError
+    write_demo_source("wfdb", tmp_path / "wfdb", n_patients=2, seed=1)
+    secret = tmp_path / "secret.dat"
+    secret.write_bytes(np.zeros(12 * 5000, np.int16).tobytes())
+    hea = tmp_path / "wfdb" / "S00001.hea"
+    hea.write_text(hea.read_text().replace("S00001.mat", "../secret.dat").replace("16x1+24", "16"))
+    with pytest.raises(WfdbError, match="not a file beside the header"):
+        read_record(tmp_path / "wfdb" / "S00001")
+    summary, manifest, quarantine = _run("wfdb", tmp_path / "wfdb", tmp_path / "std-wfdb")
+    assert list(quarantine["record_id"]) == ["S00001"] and "refused" in quarantine["reason"][0]
+
+    write_demo_source("mimic", tmp_path / "mimic", n_patients=3, seed=1, missing_waveforms=0)
+    records = pd.read_csv(tmp_path / "mimic" / "record_list.csv")
+    records.loc[0, "path"] = "../../secret"
+    records.loc[1, "path"] = str(tmp_path / "secret")
+    records.to_csv(tmp_path / "mimic" / "record_list.csv", index=False)
+    items, rejected = make_reader("mimic", tmp_path / "mimic", "mimic").items()
+    assert len(items) == len(records) - 2
+    assert [r for _, r in rejected] == ["unsafe path: path '../../secret' leaves its folder (..); not followed",
+                                        f"unsafe path: path '{tmp_path / 'secret'}' is absolute; not followed"]
+    assert unsafe_relative_path("records500/00000/00001_hr") is None
+    assert unsafe_relative_path("C:/x") and unsafe_relative_path("a\\..\\b")
+
+
+def test_amplitude_scale_corrects_a_source_and_the_summary_shows_it(tmp_path):
+    """CODE-15% users report amplitudes twice the usual: the summary shows a 2x source at a glance,
+    and standardize.amplitude_scale brings it back."""
+    import h5py
+    write_demo_source("code15", tmp_path / "raw", n_patients=20, seed=8)
+    plain, _, _ = _run("code15", tmp_path / "raw", tmp_path / "plain", CODE_LEADS, pad_short=True)
+    with h5py.File(tmp_path / "raw" / "exams_part0.hdf5", "r+") as f:
+        f["tracings"][...] = f["tracings"][:] * 2
+    doubled, _, _ = _run("code15", tmp_path / "raw", tmp_path / "doubled", CODE_LEADS, pad_short=True)
+    fixed, manifest, _ = _run("code15", tmp_path / "raw", tmp_path / "fixed", CODE_LEADS, pad_short=True,
+                              amplitude_scale=0.5)
+    for lead in CANONICAL_LEADS:
+        assert doubled["median_peak_to_peak_mv"][lead] == pytest.approx(2 * plain["median_peak_to_peak_mv"][lead],
+                                                                        rel=1e-3)
+        assert fixed["median_peak_to_peak_mv"][lead] == pytest.approx(plain["median_peak_to_peak_mv"][lead], rel=1e-3)
+    assert fixed["settings"]["amplitude_scale"] == 0.5
 
 
 def test_ukb_parser_refuses_entity_expansion(tmp_path):
@@ -112,6 +252,10 @@ def test_real_ptbxl_both_rates(ptbxl_real, tmp_path):
     assert manifest["qc_limb_residual"].median() < 0.01
     assert 0.5 < manifest["qc_peak_to_peak_mv"].median() < 2.0
     assert (manifest["orig_fs"] == 100).all()
+    # the amplitude reference the README quotes (every source's summary is read against it)
+    amplitude = summary["median_peak_to_peak_mv"]
+    assert 0.8 < amplitude["all"] < 1.3 and amplitude["V2"] > amplitude["aVL"]
+    print("PTB-XL 100 Hz median peak-to-peak (mV):", amplitude)
     # the same records at both rates agree after standardization (both are the same ECG)
     hr = ShardReader(tmp_path / "hr")
     lr = ShardReader(tmp_path / "lr")
