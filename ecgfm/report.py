@@ -256,13 +256,23 @@ def caption(number: int, comp: pd.DataFrame) -> str:
 
 def markdown(comp: pd.DataFrame) -> str:
     number = int(comp["table"].iloc[0])
-    parts = [f"### {caption(number, comp)}", ""]
-    for name, wide in blocks(comp).items():
-        parts += [f"**{name}**", "", _markdown_table(wide), ""]
+    return markdown_page(caption(number, comp), blocks(comp))
+
+
+def html(comp: pd.DataFrame) -> str:
+    number = int(comp["table"].iloc[0])
+    return html_page(f"Table {number}", caption(number, comp), blocks(comp))
+
+
+def markdown_page(heading: str, sections: dict[str, pd.DataFrame]) -> str:
+    """A caption and named wide tables as Markdown."""
+    parts = [f"### {heading}", ""]
+    for name, wide in sections.items():
+        parts += [f"**{name}**", "", markdown_table(wide), ""]
     return "\n".join(parts)
 
 
-def _markdown_table(wide: pd.DataFrame) -> str:
+def markdown_table(wide: pd.DataFrame) -> str:
     if wide.empty:
         return "(no cell in common)"
     header = "| " + " | ".join(map(str, wide.columns)) + " |"
@@ -271,14 +281,13 @@ def _markdown_table(wide: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
-def html(comp: pd.DataFrame) -> str:
-    number = int(comp["table"].iloc[0])
+def html_page(title: str, heading: str, sections: dict[str, pd.DataFrame]) -> str:
+    """A caption and named wide tables as one self-contained HTML page."""
     style = ("body{font-family:sans-serif;font-size:13px} table{border-collapse:collapse;margin-bottom:1.5em}"
              "td,th{border:1px solid #bbb;padding:2px 6px;text-align:right} th{background:#eee}")
-    head = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Table {number}</title>"
-            f"<style>{style}</style></head><body><h3>{_html.escape(caption(number, comp))}</h3>")
-    parts = [head]
-    for name, wide in blocks(comp).items():
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_html.escape(title)}</title>"
+             f"<style>{style}</style></head><body><h3>{_html.escape(heading)}</h3>"]
+    for name, wide in sections.items():
         parts.append(f"<h4>{_html.escape(name)}</h4>" + wide.to_html(index=False, border=0, escape=True))
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -286,12 +295,17 @@ def html(comp: pd.DataFrame) -> str:
 
 def write_table(comp: pd.DataFrame, stem: str | Path) -> list[Path]:
     """tableN.csv (the long comparison, one row per cell), tableN.md and tableN.html."""
+    return write_outputs(stem, comp, markdown(comp), html(comp))
+
+
+def write_outputs(stem: str | Path, long: pd.DataFrame, md: str, page: str) -> list[Path]:
+    """``stem``.csv (one row per cell), .md and .html."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".csv"), stem.with_suffix(".md"), stem.with_suffix(".html")]
-    comp.to_csv(paths[0], index=False, float_format="%.6g")
-    paths[1].write_text(markdown(comp))
-    paths[2].write_text(html(comp))
+    long.to_csv(paths[0], index=False, float_format="%.6g")
+    paths[1].write_text(md)
+    paths[2].write_text(page)
     return paths
 
 

@@ -73,10 +73,13 @@ def evaluation_outputs():
 
 
 def report_outputs():
-    """The paper's tables (CSV, Markdown, HTML) and Figures 3-4; none without PTB-XL."""
+    """The paper's tables (CSV, Markdown, HTML) and Figures 3-4; only Table 6 (the corpus) without
+    PTB-XL."""
+    corpus = expand(f"{RESULTS}/tables/table6.{{ext}}", ext=["csv", "md", "html"]) if SOURCES else []
     if "ptbxl" not in SOURCES:
-        return []
-    tables = expand(f"{RESULTS}/tables/table{{number}}.{{ext}}", number=TABLE_PROTOCOLS, ext=["csv", "md", "html"])
+        return corpus
+    numbers = [*TABLE_PROTOCOLS, 7]
+    tables = corpus + expand(f"{RESULTS}/tables/table{{number}}.{{ext}}", number=numbers, ext=["csv", "md", "html"])
     figures = expand(f"{RESULTS}/figures/{{name}}.{{ext}}", name=[figure_name(m) for m in config["pretrain"]["methods"]],
                      ext=["png", "svg"])
     return tables + figures + [f"{RESULTS}/report/config.yaml"]

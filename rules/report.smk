@@ -1,9 +1,12 @@
 # Stage 6: the paper's tables and figures from the tidy result rows (ecgfm/report.py), each with
-# the paper's published numbers (ecgfm/paper/published.csv) beside ours, and the HTML report
+# the paper's published numbers (ecgfm/paper/published.csv) beside ours, Tables 6-7 (the corpus)
+# from the manifests and summaries (ecgfm/corpus_tables.py), and the HTML report
 # (`snakemake --report report.html`) that shows them with captions, the config and runtimes.
 TABLES = f"{RESULTS}/tables"
 FIGURES = f"{RESULTS}/figures"
 PUBLISHED = str(Path(workflow.basedir) / "ecgfm" / "paper" / "published.csv")
+PUBLISHED_CORPUS = str(Path(workflow.basedir) / "ecgfm" / "paper" / "corpus.csv")
+STANDARDIZED = f"{RESULTS}/standardized"
 
 
 rule table:
@@ -26,6 +29,49 @@ rule table:
         "../envs/report.yaml"
     script:
         "../workflow_scripts/table.py"
+
+
+rule table6:
+    input:
+        manifests=expand(f"{STANDARDIZED}/{{source}}/manifest.parquet", source=SOURCES),
+        summaries=expand(f"{STANDARDIZED}/{{source}}/summary.json", source=SOURCES),
+        published=PUBLISHED_CORPUS,
+    output:
+        csv=f"{TABLES}/table6.csv",
+        md=f"{TABLES}/table6.md",
+        html=report(f"{TABLES}/table6.html", caption="captions/corpus.rst", category="Tables",
+                    labels={"table": "Table 6"}),
+    params:
+        title="Table 6: the standardized sources",
+        countries={source: config["sources"][source].get("country") for source in SOURCES},
+    log:
+        f"{RESULTS}/logs/report/table6.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/corpus_tables.py"
+
+
+rule table7:
+    input:
+        labels=f"{EVAL}/labels.parquet",
+        manifests=[f"{STANDARDIZED}/ptbxl/manifest.parquet"],
+        summaries=[f"{STANDARDIZED}/ptbxl/summary.json"],
+        published=PUBLISHED_CORPUS,
+    output:
+        csv=f"{TABLES}/table7.csv",
+        md=f"{TABLES}/table7.md",
+        html=report(f"{TABLES}/table7.html", caption="captions/corpus.rst", category="Tables",
+                    labels={"table": "Table 7"}),
+    params:
+        title="Table 7: PTB-XL per superclass",
+        tasks=config["evaluation"]["tasks"],
+    log:
+        f"{RESULTS}/logs/report/table7.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/corpus_tables.py"
 
 
 rule figure:

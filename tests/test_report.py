@@ -173,3 +173,50 @@ def test_architecture_figure(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "<svg" in svg.read_text()[:500]
     with pytest.raises(ValueError, match="no validation AUROC"):
         report.architecture_figure(_frame(rows), "CL", TASKS, tmp_path / "figure4_CL")
+
+
+# --- Tables 6 and 7 (ecgfm/corpus_tables.py) -------------------------------------------------------
+def _summary(kept, records_in, amplitude, checks=None):
+    return {"kept": kept, "records_in": records_in, "quarantined": records_in - kept,
+            "quarantined_by_check": checks or {}, "median_peak_to_peak_mv": amplitude,
+            "settings": {"leads": ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]}}
+
+
+def test_table6_profiles_a_source_from_its_manifest_and_summary():
+    from ecgfm.corpus_tables import load_published_corpus, source_profile, table6, table6_sections
+    manifest = pd.DataFrame({
+        "patient_id": ["a", "a", "b", "c"], "age": [40.0, 42.0, None, 60.0], "sex": ["M", "M", None, "F"],
+        "orig_samples": [4096, 4096, 3900, 4096], "orig_fs": [500.0] * 4, "mv_per_unit": [0.00488] * 4,
+        "stored_leads": [8] * 4, "qc_padded_samples": [452, 452, 550, 452], "qc_failed": ["", "flat lead", "", ""]})
+    ikem = source_profile(manifest, _summary(4, 6, {"I": 1.0, "II": 2.0, "all": 1.5},
+                                              {"no waveform": 1, "too short": 1}), "Czech Republic")
+    assert (ikem["patients"], ikem["samples"], ikem["records_in"], ikem["quarantined"]) == (3, 4, 6, 2)
+    assert ikem["duration_s"] == pytest.approx(8.192) and ikem["fs_hz"] == 500 and ikem["mv_unit"] == 0.00488
+    assert ikem["stored_leads"] == 8 and ikem["leads"] == 12
+    assert ikem["age_median"] == 42 and ikem["age_missing"] == 1 and ikem["age_iqr"] == "41-51"
+    assert ikem["male_share"] == pytest.approx(2 / 3) and ikem["sex_missing"] == 1
+    assert ikem["kept_with_qc_flags"] == 1 and ikem["zero_padded"] == 4
+    ptbxl = {**ikem, "lead_amplitude_mv": {"I": 0.5, "II": 1.0}}
+    long = table6({"ptbxl": ptbxl, "ikem": ikem}, load_published_corpus())
+    cell = long.set_index(["key", "characteristic"])
+    assert cell.loc[("ikem", "amplitude_vs_ptbxl"), "ours"] == pytest.approx(2.0)    # twice PTB-XL's
+    assert cell.loc[("ikem", "patients"), "paper"] == 30290 and cell.loc[("ikem", "patients"), "diff"] == 3 - 30290
+    assert cell.loc[("ikem", "country"), "paper"] == "Czech Republic" and np.isnan(cell.loc[("ikem", "country"), "diff"])
+    assert np.isnan(cell.loc[("mimic", "samples"), "ours"]) and cell.loc[("mimic", "samples"), "paper"] == 800035
+    sections = table6_sections(long, {"ptbxl": ptbxl, "ikem": ikem}, ["mimic", "ikem"])
+    assert list(sections["ours - paper"].columns) == ["characteristic", "ikem"]
+    assert sections["quarantined, by check"].set_index("check").loc["too short", "ikem"] == 1
+
+
+def test_table7_counts_each_task_over_the_labeled_records():
+    from ecgfm.corpus_tables import load_published_corpus, table7
+    labels = pd.DataFrame({"record_id": ["1", "2", "3", "4"], "patient_id": ["p", "p", "q", "r"],
+                           "split": ["train", "train", "validation", "test"],
+                           "MI": [True, True, False, False], "HYP": [False, True, False, True]})
+    manifest = pd.DataFrame({"record_id": ["1", "2", "3", "4", "5"], "orig_samples": [1000] * 5,
+                             "orig_fs": [100.0] * 5})
+    long = table7(labels, manifest, _summary(5, 5, {}), ["MI", "HYP"], load_published_corpus())
+    cell = long.set_index(["key", "characteristic"])["ours"]
+    assert (cell["MI", "samples"], cell["MI", "patients"], cell["MI", "case_ratio"]) == (2, 1, 0.5)
+    assert (cell["HYP", "samples"], cell["HYP", "patients"], cell["HYP", "samples_test"]) == (2, 2, 1)
+    assert (cell["MI", "length"], cell["MI", "duration_s"], cell["MI", "fs_hz"]) == (1000, 10, 100)

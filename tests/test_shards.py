@@ -43,7 +43,7 @@ def test_repository_config_validates_and_the_profiles_overlay_it():
     grid = base["pretrain"]
     assert len(grid["methods"]) * len(grid["patch_sizes"]) * len(grid["depths"]) * len(grid["widths"]) == 81
     demo = load_config("config.yaml", "profiles/demo/demo-config.yaml")
-    assert [s for s, c in demo["sources"].items() if c["enabled"]] == ["code15", "ptbxl"]
+    assert [s for s, c in demo["sources"].items() if c["enabled"]] == ["code15", "samitrop", "ikem", "ptbxl"]
     assert standardize_block(demo, "ptbxl")["keep_flagged"] is True
     long = load_config("config.yaml", "profiles/demo/demo-config.yaml", "profiles/demo/long-pretrain.yaml")
     assert long["pretrain"]["steps"] == 1500 and long["pretrain"]["widths"] == [64] and long["pretrain"]["batch_size"] == 64

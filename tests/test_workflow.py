@@ -10,15 +10,16 @@ from conftest import run_snakemake
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_demo_dag_standardizes_both_sources(demo_results):
-    for source, metadata_rows in (("ptbxl", "ptbxl_database.csv"), ("code15", "exams.csv")):
+def test_demo_dag_standardizes_every_source(demo_results):
+    for source, metadata_rows in (("ptbxl", "ptbxl_database.csv"), ("code15", "exams.csv"),
+                                  ("samitrop", "exams.csv"), ("ikem", "exams.csv")):
         out = demo_results / "standardized" / source
         summary = json.loads((out / "summary.json").read_text())
         manifest = pd.read_parquet(out / "manifest.parquet")
         quarantine = pd.read_parquet(out / "quarantine.parquet")
         n_meta = len(pd.read_csv(demo_results / "raw" / source / metadata_rows))
         assert summary["records_in"] == n_meta == len(manifest) + len(quarantine)
-        assert len(manifest) > 300 and list(quarantine.reason.str[:11].unique()) == ["no waveform"]
+        assert len(manifest) > 40 and set(quarantine.reason.str[:11]) <= {"no waveform"}
         assert sorted(p.name for p in out.glob("shard-*.h5")) == [f"shard-{k:05d}.h5" for k in
                                                                   range(manifest.shard.max() + 1)]
         assert (demo_results / "logs" / "standardize" / f"{source}.log").exists()
@@ -112,6 +113,34 @@ def test_demo_dag_writes_every_table_and_figure_from_the_result_rows(demo_result
         assert "<svg" in (demo_results / "figures" / f"{name}.svg").read_text()[:1000]
 
 
+def test_demo_dag_describes_its_corpus_beside_the_papers_tables_6_and_7(demo_results):
+    table6 = pd.read_csv(demo_results / "tables" / "table6.csv", dtype={"ours": str, "paper": str})
+    for source in ("ptbxl", "code15", "samitrop", "ikem"):
+        out = demo_results / "standardized" / source
+        manifest = pd.read_parquet(out / "manifest.parquet")
+        summary = json.loads((out / "summary.json").read_text())
+        ours = table6[table6["key"] == source].set_index("characteristic")["ours"]
+        assert int(ours["samples"]) == len(manifest) == summary["kept"]
+        assert int(ours["patients"]) == manifest["patient_id"].nunique()
+        assert int(ours["records_in"]) == summary["records_in"]
+        assert float(ours["amplitude_mv"]) == summary["median_peak_to_peak_mv"]["all"]
+    ikem = table6[table6["key"] == "ikem"].set_index("characteristic")
+    assert float(ikem.loc["duration_s", "ours"]) == 8.192 and ikem.loc["stored_leads", "ours"] == "8"
+    assert ikem.loc["zero_padded", "ours"] == ikem.loc["samples", "ours"]        # padded, kept, counted
+    assert float(ikem.loc["duration_s", "paper"]) == 10
+    paper = table6[table6["paper"].notna()]
+    assert set(paper["key"]) == {"mimic", "code15", "ukb", "samitrop", "ikem"} and len(paper) == 35
+    labels = pd.read_parquet(demo_results / "eval" / "labels.parquet")
+    table7 = pd.read_csv(demo_results / "tables" / "table7.csv", dtype={"ours": str, "paper": str})
+    for task in ("MI", "STTC", "CD", "HYP"):
+        ours = table7[table7["key"] == task].set_index("characteristic")
+        assert int(ours.loc["samples", "ours"]) == labels[task].sum()
+        assert float(ours.loc["case_ratio", "ours"]) == pytest.approx(labels[task].mean(), abs=1e-6)
+        assert ours.loc["samples", "paper"] is not None
+    for number in (6, 7):
+        assert f"Table {number}" in (demo_results / "tables" / f"table{number}.md").read_text()
+
+
 def test_html_report_opens_in_chromium_and_shows_figures_and_tables(demo_results, tmp_path):
     import browser
     report = tmp_path / "report.html"
@@ -125,7 +154,7 @@ def test_html_report_opens_in_chromium_and_shows_figures_and_tables(demo_results
     figures = [i for i in shown["images"] if i["src"].startswith("data:image/png")]
     assert figures and figures[0]["width"] > 500 and figures[0]["shown"] > 200, shown["images"]
     shown = browser.show(report, "Tables", "Table 1", tmp_path)
-    assert shown["found"]["row"] and all(f"Table {n}" in shown["text"] for n in (1, 2, 3, 4, 5, 8, 9, 10, 11))
+    assert shown["found"]["row"] and all(f"Table {n}" in shown["text"] for n in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11))
     assert shown["frames"] and shown["frames"][0]["shown"] > 500          # the table, in its frame
     shown = browser.show(report, "Configuration", "config.yaml", tmp_path)
     assert shown["found"]["menu"]
@@ -167,7 +196,7 @@ def test_one_sources_standardization_reruns_that_source_onward_only(demo_results
     jobs = _dry_run_with(demo_results, tmp_path, change)
     rules = {rule for rule, _ in jobs}
     assert [w for rule, w in jobs if rule == "standardize"] == ["source=code15"]
-    # the pretraining corpus is CODE-15%: every encoder and what is made from it reruns ...
+    # CODE-15% is in the pretraining corpus: every encoder and what is made from it reruns ...
     assert sum(rule == "pretrain" for rule, _ in jobs) == 6
     assert {"embed", "linear_probe", "table"} <= rules
     # ... but nothing that only PTB-XL feeds: its shards, labels, the supervised baselines, the
