@@ -171,6 +171,11 @@ def probe_settings(config: dict) -> dict:
     return {**ev["probe"], "bootstrap_resamples": ev["bootstrap_resamples"]}
 
 
+def risk_settings(config: dict) -> dict:
+    """The linear probes' settings plus the risk decomposition's own (``evaluation.risk``)."""
+    return {**probe_settings(config), **config["evaluation"]["risk"]}
+
+
 def risk_needs_variant(config: dict) -> bool:
     """Whether the risk decomposition needs its own pretraining with PTB-XL's training folds:
     the main grid's corpus does not already hold them all."""

@@ -18,7 +18,7 @@ import pandas as pd
 
 from .probe import fit_probe, read_embeddings, write_embeddings
 from .results import metric_rows, write_rows
-from .risk import COMPONENTS, decompose, heldout_patients
+from .risk import COMPONENTS, decompose, decompose_over_folds, heldout_patients
 from .shards import ShardReader
 from .subsample import case_ratio_draw, seed_for, stratified_fraction
 
@@ -167,18 +167,31 @@ def data_usage(model_name, spec, encoder_dir, ptbxl_dir, labels_path, tasks, set
 # --- risk decomposition ---------------------------------------------------------------------------
 def risk(ssl_model: str, ssl_embeddings, supervised_embeddings, labels_path, tasks, settings: dict, seed: int,
          out) -> pd.DataFrame:
+    """Table 2's rows for one SSL encoder (``ecgfm.risk``): the components with paired bootstrap
+    CIs, held-out patients drawn from folds 1-8 stratified by label (setting ``full``), and with
+    ``settings["heldout_folds"]`` the components with each training fold as the held-out set in
+    turn (setting ``heldout=fold``, the fold as ``seed``)."""
     from .results import describe_model
     table, y, split = load_labels(labels_path, tasks)
     ids = table["record_id"].to_numpy(str)
     ssl, sup = read_embeddings(ssl_embeddings, ids), read_embeddings(supervised_embeddings, ids)
     train = split == "train"
     heldout = np.zeros(len(table), bool)
-    heldout[train] = heldout_patients(table["patient_id"].to_numpy(str)[train], int((split == "test").sum()), seed)
-    parts = decompose(sup, ssl, y, split, heldout, settings["c_grid"], settings["max_iter"])
+    heldout[train] = heldout_patients(table["patient_id"].to_numpy(str)[train], int((split == "test").sum()), seed,
+                                      labels=y[train])
+    grids = {"c_grid": settings["c_grid"], "train_c_grid": settings["train_c_grid"], "max_iter": settings["max_iter"]}
+    parts = decompose(sup, ssl, y, split, heldout, resamples=settings["bootstrap_resamples"], seed=seed, **grids)
     info = describe_model(ssl_model)
-    rows = [{**info, "protocol": "risk", "task": task, "setting": "full", "seed": seed, "split": "test",
-             "metric": comp, "value": parts[k][comp], "ci_low": None, "ci_high": None, "n_train": int(train.sum())}
+    base = {**info, "protocol": "risk", "split": "test", "n_train": int(train.sum())}
+    rows = [{**base, "task": task, "setting": "full", "seed": seed, "metric": comp, "value": parts[k][comp],
+             "ci_low": parts[k].get(f"{comp}_ci", (None, None))[0], "ci_high": parts[k].get(f"{comp}_ci", (None, None))[1]}
             for k, task in enumerate(tasks) for comp in COMPONENTS]
+    if settings.get("heldout_folds"):
+        folds = decompose_over_folds(sup, ssl, y, split, table["strat_fold"].to_numpy(), **grids)
+        rows += [{**base, "task": task, "setting": "heldout=fold", "seed": fold, "metric": comp,
+                  "value": per_task[k][comp], "ci_low": None, "ci_high": None}
+                 for fold, per_task in folds.items() for k, task in enumerate(tasks) for comp in COMPONENTS]
+    log.info("%s: %s", ssl_model, {t: {c: round(parts[k][c], 4) for c in COMPONENTS} for k, t in enumerate(tasks)})
     return write_rows(rows, out)
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from snakemake.logging import logger
 
 from ecgfm.config import (classifier_spec, enabled_sources, model_name, pretrain_grid,
-                          pretrain_settings, probe_settings, random_init_models, raw_dir,
+                          pretrain_settings, probe_settings, random_init_models, raw_dir, risk_settings,
                           raw_origin, risk_needs_variant, standardize_block, training_settings)
 from ecgfm.report import TABLE_PROTOCOLS, figure_name, table_title
 

@@ -26,7 +26,7 @@ rule risk:
     output:
         f"{EVAL}/risk/{{method}}.parquet",
     params:
-        settings=probe_settings(config),
+        settings=risk_settings(config),
         tasks=config["evaluation"]["tasks"],
         ssl_model=lambda wc: risk_encoder(wc.method),
     threads: CPU_JOB["cpus_per_task"]

@@ -130,22 +130,91 @@ def test_probe_selection_never_sees_the_test_fold():
     assert a.c == b.c and np.array_equal(a.scores(x[va]), b.scores(x[va]))
 
 
+def _risk_setup(n=900, seed=1):
+    x_ssl, y = _features(n, seed, signal=0.8)
+    x_sup = x_ssl + np.random.default_rng(seed + 1).normal(0, 0.1, x_ssl.shape)
+    folds = np.arange(n) % 10 + 1
+    split = np.where(folds <= 8, "train", np.where(folds == 9, "validation", "test"))
+    return x_sup, x_ssl, y, folds, split
+
+
 def test_risk_components_add_up_to_the_test_risk():
-    x_ssl, y = _features(900, 1, signal=0.8)
-    x_sup = x_ssl + np.random.default_rng(2).normal(0, 0.1, x_ssl.shape)
-    split = np.array(["train"] * 600 + ["validation"] * 150 + ["test"] * 150)
+    x_sup, x_ssl, y, folds, split = _risk_setup()
+    tr, va, te = split == "train", split == "validation", split == "test"
     patients = np.arange(900) // 2
     held = np.zeros(900, bool)
-    held[:600] = heldout_patients(patients[:600], 150, seed=0)
-    assert 150 <= held.sum() <= 151 and not np.any(np.isin(patients[held], patients[:600][~held[:600]]))
-    parts = decompose(x_sup, x_ssl, y, split, held, [0.01, 0.1, 1.0])
+    held[tr] = heldout_patients(patients[tr], te.sum(), seed=0)
+    assert te.sum() <= held.sum() <= te.sum() + 1 and not np.any(np.isin(patients[held], patients[tr & ~held]))
     c = [0.01, 0.1, 1.0]
-    test_probe = fit_probe(x_ssl[:600], y[:600], x_ssl[600:750], y[600:750], c)
+    parts = decompose(x_sup, x_ssl, y, split, held, c, train_c_grid=[0.01, 0.1, 1.0, 100.0, 1e4])
+    test_probe = fit_probe(x_ssl[tr], y[tr], x_ssl[va], y[va], c)
     for k, p in enumerate(parts):
         assert set(p) == set(COMPONENTS)
         assert sum(p[c] for c in COMPONENTS[:4]) == pytest.approx(p["total"], abs=1e-12)
-        assert p["total"] == pytest.approx(1 - auroc(y[750:, k], test_probe.scores(x_ssl[750:])[:, k]))
+        assert p["total"] == pytest.approx(1 - auroc(y[te, k], test_probe.scores(x_ssl[te])[:, k]))
         assert 0 < p["approximation"] < 0.5
+        # the train-train probe is the best on the training data: no worse there than the fold-9 probe
+        train_risk_of_test_probe = 1 - auroc(y[tr, k], test_probe.scores(x_ssl[tr])[:, k])
+        assert p["approximation"] + p["usability"] <= train_risk_of_test_probe + 1e-12
+
+
+def test_train_train_probes_are_tuned_on_the_training_risk():
+    from ecgfm.risk import best_training_probe
+    x_sup, x_ssl, y, folds, split = _risk_setup(n=400, seed=3)
+    tr, va = split == "train", split == "validation"
+    x = np.hstack([x_ssl, np.random.default_rng(0).normal(size=(400, 40))])   # room to overfit
+    best = best_training_probe(x[tr], y[tr], [0.001, 0.01, 1.0, 1e4])
+    fold9 = fit_probe(x[tr], y[tr], x[va], y[va], [0.001, 0.01, 1.0, 1e4])
+    for k in range(2):
+        risk = {name: 1 - auroc(y[tr, k], p.scores(x[tr])[:, k]) for name, p in (("best", best), ("fold9", fold9))}
+        assert risk["best"] <= risk["fold9"]
+    assert max(best.c) >= 1.0                       # weak regularization wins on the training risk
+
+
+def test_risk_intervals_bracket_their_components_and_are_seeded():
+    x_sup, x_ssl, y, folds, split = _risk_setup(n=1200, seed=5)
+    tr = split == "train"
+    held = np.zeros(1200, bool)
+    held[tr] = heldout_patients(np.arange(1200)[tr] // 2, (split == "test").sum(), seed=0, labels=y[tr])
+    args = (x_sup, x_ssl, y, split, held, [0.01, 0.1, 1.0])
+    a = decompose(*args, resamples=200, seed=7)
+    b = decompose(*args, resamples=200, seed=7)
+    c = decompose(*args, resamples=200, seed=8)
+    assert a == b and a != c
+    for task in a:
+        for name in COMPONENTS:
+            low, high = task[f"{name}_ci"]
+            assert low <= task[name] <= high and high - low > 0, name
+        # a resample keeps the identity, so the total's interval is that of R_F alone: narrower than
+        # the sum of the parts' widths
+        width = {n: task[f"{n}_ci"][1] - task[f"{n}_ci"][0] for n in COMPONENTS}
+        assert width["total"] < sum(width[n] for n in COMPONENTS[:4])
+
+
+def test_heldout_patients_are_stratified_by_label():
+    rng = np.random.default_rng(0)
+    patients = np.repeat(np.arange(2000), 2)
+    y = np.repeat(rng.random((2000, 2)) < [0.3, 0.05], 2, axis=0)
+    held = heldout_patients(patients, 400, seed=1, labels=y)
+    assert 400 <= held.sum() <= 412
+    assert np.abs(y[held].mean(axis=0) - y.mean(axis=0)).max() < 0.01
+    assert not np.any(np.isin(patients[held], patients[~held]))           # whole patients
+
+
+def test_risk_over_folds_takes_each_training_fold_as_the_heldout_set():
+    from ecgfm.risk import decompose_over_folds
+    x_sup, x_ssl, y, folds, split = _risk_setup()
+    c = [0.01, 0.1, 1.0]
+    per_fold = decompose_over_folds(x_sup, x_ssl, y, split, folds, c)
+    assert sorted(per_fold) == list(range(1, 9))
+    tr = split == "train"
+    for fold, tasks in per_fold.items():
+        direct = decompose(x_sup, x_ssl, y, split, tr & (folds == fold), c)
+        for p, q in zip(tasks, direct):
+            assert p == pytest.approx({name: q[name] for name in COMPONENTS})
+    for name in ("approximation", "usability", "total"):
+        assert len({round(tasks[0][name], 12) for tasks in per_fold.values()}) == 1
+    assert len({round(tasks[0]["probe_generalization"], 12) for tasks in per_fold.values()}) > 1
 
 
 def _probe_rows(method, values):

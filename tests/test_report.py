@@ -127,6 +127,14 @@ def test_table2_averages_risk_over_tasks():
     comp = report.compare(ours, report.load_published(), 2)
     cell = comp[(comp.key == "HL") & (comp.task == "average") & (comp.metric == "total")].iloc[0]
     assert cell["paper"] == 0.2289 and cell["diff"] == pytest.approx(0.175 - 0.2289)
+    # intervals shown beside the values; the fold-wise estimate as mean ± SD over its folds
+    folds = [r for fold in (1, 2) for r in _rows("HL_p60_d2_e512", "risk", {"MI": 0}, setting="heldout=fold", seed=fold,
+                                                  metric_values={"probe_generalization": 0.01 * fold})]
+    comp = report.compare(report.build_table(2, _frame(rows + folds), BEST), report.load_published(), 2)
+    ours = report.blocks(comp)["ours"].set_index(["key", "setting", "task"])
+    assert ours.loc[("HL", "full", "MI"), "approximation"] == "0.1000 [0.0900, 0.1100]"
+    assert ours.loc[("HL", "heldout=fold", "MI"), "probe_generalization"] == "0.0150 ± 0.0071"
+    assert "1 - AUROC" in report.caption(2, comp) and "make_risk_decomposition" in report.caption(2, comp)
 
 
 def test_grid_tables_match_on_architecture_and_show_oom():

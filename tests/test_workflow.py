@@ -83,6 +83,10 @@ def test_demo_dag_evaluates_every_protocol(demo_results):
     risk = rows["risk"].pivot_table(index=["model", "task"], columns="metric", values="value")
     parts = risk[["approximation", "usability", "probe_generalization", "encoder_generalization"]].sum(axis=1)
     assert ((parts - risk["total"]).abs() < 1e-9).all() and len(risk) == 12
+    # every component has its paired bootstrap interval; the fold-wise estimate has folds 1-8
+    full = rows["risk"][rows["risk"]["setting"] == "full"]
+    assert len(full) == 3 * 4 * 5 and ((full["ci_low"] <= full["value"]) & (full["value"] <= full["ci_high"])).all()
+    assert set(rows["risk"].loc[rows["risk"]["setting"] == "heldout=fold", "seed"]) == set(range(1, 9))
 
 
 def test_demo_dag_writes_every_table_and_figure_from_the_result_rows(demo_results):
