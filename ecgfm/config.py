@@ -115,7 +115,7 @@ def pretrain_settings(config: dict, method: str, patch: int, depth: int, width: 
     keys = ("mask_ratio", "temperature", "recon_target", "augment", "batch_size", "steps", "lr",
             "betas", "weight_decay", "warmup_steps", "grad_clip", "checkpoint_every", "log_every",
             "block_shards",
-            "num_workers", "dynamic_weights", "include_ptbxl_folds")
+            "num_workers", "dynamic_weights", "loss_balance", "loss_balance_momentum", "include_ptbxl_folds")
     return {
         "name": model_name(method, patch, depth, width), "method": method,
         "weights": dict(p["objectives"][method]), "seed": config["seed"],
@@ -158,6 +158,7 @@ def training_settings(config: dict, supervised: bool) -> dict:
     """Fine-tuning settings (or, with ``supervised``, those of the from-scratch baselines)."""
     ev, std = config["evaluation"], config["standardize"]
     out = dict(ev["finetune"])
+    out["probe_c_grid"], out["probe_max_iter"] = list(ev["probe"]["c_grid"]), ev["probe"]["max_iter"]
     if supervised:
         out["lr"] = ev["supervised"]["lr"]
     out["bootstrap_resamples"] = ev["bootstrap_resamples"]

@@ -11,8 +11,14 @@ network. The ECGs are meant to be learnable, not realistic in every detail:
   and Goldberger's laws hold up to quantisation;
 * each patient has traits (heart rate, electrical axis, amplitudes, widths) shared by all of
   their ECGs, which vary only a little around them;
-* labels change morphology: MI = pathological Q waves with ST elevation in a territory,
-  STTC = ST depression with T inversion, CD = wide QRS with a terminal R', HYP = high QRS voltage.
+* conditions follow age and sex, and change morphology by a graded severity (subtle to marked):
+  MI = pathological Q waves and T waves turning away from an anterior, inferior or lateral scar
+  (ST elevation when recent), STTC = ST depression with T flattening to inversion, CD = a wider
+  QRS with a terminal R' (RBBB, LBBB) or left axis deviation (LAFB), HYP = higher QRS voltage,
+  with ST-T strain when marked;
+* normal variants and nuisances overlap them: body habitus scales every wave, normal T waves range
+  from low to tall (some flat), young men show early repolarization, electrode placement and
+  noise vary; and the recorded diagnoses carry annotation noise (missed and spurious labels).
 
 Everything is seeded: the same arguments write the same bytes.
 """
@@ -49,16 +55,26 @@ def _unit(v):
 
 @dataclass
 class Patient:
+    """One patient's traits, shared by all of their ECGs (each ECG varies a little around them).
+
+    ``labels`` are the true conditions; ``severity`` grades each present one (0.25-1: from subtle
+    to marked); the recorded diagnoses (``_scp_codes``) add annotation noise on top."""
     patient_id: int
     age: int
     male: bool
     heart_rate: float
     rotation: np.ndarray        # 3x3 rotation of the electrical axis
-    amplitude: float
-    width: float
+    amplitude: float            # body habitus and lead-to-heart distance: scales every wave
+    width: float                # QRS duration factor (normal spread)
+    t_amplitude: float          # normal T waves range from low to tall
+    pr: float                   # P-wave onset before R (s)
     labels: dict                # task -> bool
+    severity: dict              # task -> 0..1
     mi_territory: str
     cd_kind: str
+    early_repolarization: bool  # a normal variant that mimics ST elevation
+    flat_t: bool                # non-specific T flattening in a normal ECG
+    noise: float                # how noisy this patient's recordings tend to be
 
 
 def _rotation(rng, max_deg):
@@ -72,79 +88,105 @@ def _rotation(rng, max_deg):
 
 
 def make_patients(n: int, rng: np.random.Generator, prevalence: dict | None = None) -> list[Patient]:
+    """Patients whose conditions follow age and sex as in a clinical population (older: more MI,
+    CD and HYP; men: more MI and HYP), at ``prevalence`` on average."""
     prevalence = {**DEFAULT_PREVALENCE, **(prevalence or {})}
     patients = []
     for pid in range(n):
-        labels = {task: bool(rng.random() < prevalence[task]) for task in TASKS}
+        age = int(np.clip(rng.normal(60, 16), 18, 95))
+        male = bool(rng.random() < 0.52)
+        risk = {"MI": 1.0 + 1.2 * (age - 60) / 30 + (0.35 if male else -0.35),
+                "STTC": 1.0 + 0.8 * (age - 60) / 30, "CD": 1.0 + 1.0 * (age - 60) / 30,
+                "HYP": 1.0 + 1.0 * (age - 60) / 30 + (0.25 if male else -0.25)}
+        labels = {t: bool(rng.random() < np.clip(prevalence[t] * max(risk[t], 0.15), 0, 0.95)) for t in TASKS}
+        amplitude = float(np.exp(rng.normal(0.0, 0.22))) * (1.08 if male else 0.94) * (1.1 - 0.003 * (age - 18))
         patients.append(Patient(
-            patient_id=10000 + pid, age=int(rng.integers(18, 90)), male=bool(rng.random() < 0.52),
-            heart_rate=float(rng.uniform(52, 98)), rotation=_rotation(rng, 25),
-            amplitude=float(rng.uniform(0.75, 1.3)), width=float(rng.uniform(0.9, 1.12)),
-            labels=labels, mi_territory=str(rng.choice(["anterior", "inferior"])),
-            cd_kind=str(rng.choice(["RBBB", "LBBB"]))))
+            patient_id=10000 + pid, age=age, male=male, heart_rate=float(np.clip(rng.normal(72, 12), 45, 115)),
+            rotation=_rotation(rng, 30), amplitude=amplitude, width=float(np.clip(rng.normal(1.0, 0.08), 0.8, 1.25)),
+            t_amplitude=float(rng.uniform(0.18, 0.5)), pr=float(rng.uniform(0.14, 0.2)), labels=labels,
+            severity={t: float(rng.uniform(0.25, 1.0)) if labels[t] else 0.0 for t in TASKS},
+            mi_territory=str(rng.choice(["anterior", "inferior", "lateral"])),
+            cd_kind=str(rng.choice(["RBBB", "LBBB", "LAFB"], p=[0.45, 0.25, 0.3])),
+            early_repolarization=bool(male and age < 45 and rng.random() < 0.4),
+            flat_t=bool(rng.random() < 0.08), noise=float(np.exp(rng.normal(0, 0.5)))))
     return patients
 
 
-def _waves(p: Patient, rng) -> list[tuple]:
-    """(centre s relative to R, sigma s, amplitude mV, unit direction) for one ECG of patient p."""
-    w, a = p.width * rng.uniform(0.97, 1.03), p.amplitude * rng.uniform(0.95, 1.05)
+_TERRITORY = {"anterior": (0.15, -0.1, 1.0), "inferior": (0.0, 1.0, 0.1), "lateral": (1.0, -0.2, 0.3)}
+
+
+def _waves(p: Patient, rng) -> tuple[list[tuple], np.ndarray | None]:
+    """(centre s relative to R, sigma s, amplitude mV, unit direction) of each wave of one ECG of
+    patient p, and the ST-segment shift vector (or None)."""
+    w, a = p.width * rng.uniform(0.97, 1.03), p.amplitude * rng.uniform(0.93, 1.07)
+    sev = p.severity
     qrs = 1.0
-    r_amp = 1.3 * a
-    r_dir = _unit((0.6, 0.75, -0.3))
+    r_amp, r_dir = 1.3 * a, _unit((0.6, 0.75, -0.3))
     s_amp = 0.35 * a
-    t_dir, t_amp = _unit((0.6, 0.6, 0.15)), 0.35 * a
-    waves = [(-0.16, 0.025 * w, 0.15 * a, _unit((0.5, 0.8, 0.2))),
+    t_dir, t_amp = _unit((0.6, 0.6, 0.15)), p.t_amplitude * a * (0.45 if p.flat_t else 1.0)
+    waves = [(-p.pr, 0.025 * w, 0.15 * a, _unit((0.5, 0.8, 0.2))),
              (-0.028, 0.009 * w, 0.12 * a, _unit((-0.6, 0.2, 0.75)))]
     if p.labels["CD"]:
-        qrs = 2.2
-        late = _unit((-0.5, 0.0, 0.85)) if p.cd_kind == "RBBB" else _unit((0.9, 0.1, -0.45))
-        waves.append((0.07, 0.018 * w, 0.55 * a, late))
+        if p.cd_kind == "LAFB":                          # left axis deviation, QRS barely wider
+            r_dir, qrs = _unit((0.8, -0.45, -0.3)), 1.0 + 0.2 * sev["CD"]
+        else:
+            qrs = 1.0 + 0.9 * sev["CD"]
+            late = _unit((-0.5, 0.0, 0.85)) if p.cd_kind == "RBBB" else _unit((0.9, 0.1, -0.45))
+            waves.append((0.05 + 0.03 * sev["CD"], 0.016 * w, 0.5 * a * sev["CD"], late))
+    st = np.zeros(3)
     if p.labels["HYP"]:
-        r_amp *= 2.0
-        s_amp *= 2.2
-        r_dir = _unit((0.8, 0.35, -0.5))
+        r_amp *= 1.0 + 0.8 * sev["HYP"]
+        s_amp *= 1.0 + 0.9 * sev["HYP"]
+        r_dir = _unit(r_dir + np.array([0.2, -0.2, -0.25]) * sev["HYP"])
+        if sev["HYP"] > 0.7:                              # strain: ST-T opposite to the QRS
+            st -= 0.06 * a * r_dir
+            t_amp *= 0.4
     waves += [(0.0, 0.012 * w * qrs, r_amp, r_dir),
               (0.032 * qrs, 0.012 * w * qrs, s_amp, _unit((-0.2, -0.5, -0.85)))]
-    st = None
     if p.labels["MI"]:
-        territory = _unit((0.15, -0.1, 1.0)) if p.mi_territory == "anterior" else _unit((0.0, 1.0, 0.1))
-        waves.append((-0.01, 0.02 * w, 0.6 * a, -territory))       # deep, wide Q wave
-        st = 0.18 * a * territory                                  # ST elevation toward it
+        territory = _unit(_TERRITORY[p.mi_territory])
+        waves.append((-0.012, 0.018 * w, 0.55 * a * sev["MI"], -territory))   # pathological Q wave
+        st += 0.10 * a * sev["MI"] * territory * (rng.random() < 0.4)         # ST elevation when recent
+        t_dir = _unit(t_dir - 0.9 * sev["MI"] * territory)                    # T turning away from the scar
     if p.labels["STTC"]:
-        t_dir = -t_dir                                              # T inversion
-        st = (st if st is not None else 0) - 0.14 * a * r_dir       # ST depression
-    waves.append((0.28, 0.055 * w, t_amp, t_dir))
-    return waves, st
+        t_amp *= 1.0 - 1.5 * sev["STTC"]                                       # flattening to inversion
+        st -= 0.10 * a * sev["STTC"] * r_dir                                   # ST depression
+    if p.early_repolarization:
+        st += 0.05 * a * _unit((0.3, 0.5, 0.6))
+    waves.append((0.26 + 0.02 * w, 0.055 * w, t_amp, t_dir))
+    return waves, (st if np.any(st) else None)
+
+
+def _bumps(t: np.ndarray, beats: np.ndarray, centre: float, sigma: float) -> np.ndarray:
+    """Sum over beats of a Gaussian at ``beat + centre`` ([n])."""
+    return np.exp(-0.5 * ((t[:, None] - beats[None, :] - centre) / sigma) ** 2).sum(axis=1)
 
 
 def synth_ecg(p: Patient, fs: float, seconds: float, rng: np.random.Generator) -> np.ndarray:
     """One 12-lead ECG [n, 12] in mV (canonical lead order) for patient ``p``."""
     n = int(round(fs * seconds))
     t = np.arange(n) / fs
-    rr = 60.0 / (p.heart_rate * rng.uniform(0.95, 1.05))
+    rr = 60.0 / (p.heart_rate * rng.uniform(0.93, 1.07))
     beats = np.arange(rng.uniform(0.2, 0.2 + rr), seconds + 0.4, rr)
     beats = beats + rng.normal(0, 0.02 * rr, size=beats.size)   # heart-rate variability
     waves, st = _waves(p, rng)
     dipole = np.zeros((n, 3))
     for centre, sigma, amp, direction in waves:
-        shape = np.zeros(n)
-        for b in beats:
-            shape += np.exp(-0.5 * ((t - b - centre) / sigma) ** 2)
-        dipole += np.outer(shape * amp, p.rotation @ direction)
+        dipole += np.outer(_bumps(t, beats, centre, sigma) * amp, p.rotation @ direction)
     if st is not None:   # a smooth plateau from the end of QRS to the T wave
-        plateau = np.zeros(n)
-        for b in beats:
-            x = (t - b - 0.04) / 0.16
-            plateau += np.where((x > 0) & (x < 1), np.sin(np.pi * np.clip(x, 0, 1)) ** 0.5, 0.0)
+        x = (t[:, None] - beats[None, :] - 0.04) / 0.16
+        plateau = np.where((x > 0) & (x < 1), np.sin(np.pi * np.clip(x, 0, 1)) ** 0.5, 0.0).sum(axis=1)
         dipole += np.outer(plateau, p.rotation @ st)
     mains = 50.0 if rng.random() < 0.5 else 60.0
+    noise = p.noise * rng.uniform(0.6, 1.6)
     potentials = {}
     for name, vec in _ELECTRODES.items():
-        wander = sum(rng.uniform(0.02, 0.12) * np.sin(2 * np.pi * rng.uniform(0.1, 0.5) * t
-                                                       + rng.uniform(0, 2 * np.pi)) for _ in range(2))
-        hum = rng.uniform(0.002, 0.012) * np.sin(2 * np.pi * mains * t + rng.uniform(0, 2 * np.pi))
-        muscle = rng.normal(0, rng.uniform(0.004, 0.015), size=n)
-        potentials[name] = dipole @ np.asarray(vec) + wander + hum + muscle
+        vec = np.asarray(vec) + rng.normal(0, 0.04, 3)            # electrode placement varies
+        wander = sum(rng.uniform(0.01, 0.1) * noise * np.sin(2 * np.pi * rng.uniform(0.1, 0.5) * t
+                                                              + rng.uniform(0, 2 * np.pi)) for _ in range(2))
+        hum = rng.uniform(0.001, 0.01) * np.sin(2 * np.pi * mains * t + rng.uniform(0, 2 * np.pi))
+        muscle = rng.normal(0, rng.uniform(0.003, 0.012) * noise, size=n)
+        potentials[name] = dipole @ vec + wander + hum + muscle
     ra, la, ll = potentials["RA"], potentials["LA"], potentials["LL"]
     wct = (ra + la + ll) / 3.0
     leads = [la - ra, ll - ra, ll - la, ra - (la + ll) / 2, la - (ra + ll) / 2, ll - (ra + la) / 2]
@@ -171,24 +213,36 @@ _SCP = {  # code -> (description, diagnostic_class, diagnostic_subclass); rhythm
     "NORM": ("normal ECG", "NORM", "NORM"),
     "IMI": ("inferior myocardial infarction", "MI", "IMI"),
     "AMI": ("anterior myocardial infarction", "MI", "AMI"),
+    "LMI": ("lateral myocardial infarction", "MI", "LMI"),
     "NDT": ("non-diagnostic T abnormalities", "STTC", "STTC"),
     "ISC_": ("non-specific ischemic", "STTC", "ISC_"),
     "CRBBB": ("complete right bundle branch block", "CD", "CRBBB"),
     "CLBBB": ("complete left bundle branch block", "CD", "CLBBB"),
+    "LAFB": ("left anterior fascicular block", "CD", "LAFB/LPFB"),
     "LVH": ("left ventricular hypertrophy", "HYP", "LVH"),
 }
+_CODE_OF = {("MI", "anterior"): "AMI", ("MI", "inferior"): "IMI", ("MI", "lateral"): "LMI",
+            ("CD", "RBBB"): "CRBBB", ("CD", "LBBB"): "CLBBB", ("CD", "LAFB"): "LAFB"}
+MISSED_LABEL = 0.07         # share of true conditions the annotating cardiologist did not record
+SPURIOUS_LABEL = 0.02       # share of absent conditions recorded anyway (per task)
 
 
 def _scp_codes(p: Patient, rng) -> dict:
+    """The recorded diagnoses of one ECG: the patient's conditions, each missed now and then, and
+    now and then one recorded that is not there (annotation noise, as in real databases)."""
     codes = {}
-    if p.labels["MI"]:
-        codes["AMI" if p.mi_territory == "anterior" else "IMI"] = float(rng.choice([50.0, 100.0]))
-    if p.labels["STTC"]:
-        codes[str(rng.choice(["NDT", "ISC_"]))] = 100.0
-    if p.labels["CD"]:
-        codes["CRBBB" if p.cd_kind == "RBBB" else "CLBBB"] = 100.0
-    if p.labels["HYP"]:
-        codes["LVH"] = float(rng.choice([0.0, 50.0, 100.0]))
+    for task in TASKS:
+        recorded = rng.random() >= MISSED_LABEL if p.labels[task] else rng.random() < SPURIOUS_LABEL
+        if not recorded:
+            continue
+        if task == "MI":
+            codes[_CODE_OF["MI", p.mi_territory]] = float(rng.choice([50.0, 100.0]))
+        elif task == "STTC":
+            codes[str(rng.choice(["NDT", "ISC_"]))] = 100.0
+        elif task == "CD":
+            codes[_CODE_OF["CD", p.cd_kind]] = 100.0
+        else:
+            codes["LVH"] = float(rng.choice([0.0, 50.0, 100.0]))
     if not codes:
         codes["NORM"] = 100.0
     codes["SR"] = 0.0

@@ -68,16 +68,27 @@ def embed(model_name: str, model_dir, architecture: dict | None, ptbxl_dir, labe
     write_embeddings(out, np.concatenate(parts), table["record_id"], model_name)
 
 
-def linear_probe(model_name: str, embeddings_path, labels_path, tasks, settings: dict, out, seed: int) -> pd.DataFrame:
+def linear_probe(model_name: str, embeddings_path, labels_path, tasks, settings: dict, out, seed: int,
+                 scores_out=None) -> pd.DataFrame:
+    """The probe's rows; with ``scores_out``, also its scores of the validation and test records
+    (one column per task), from which Table 1 pairs each encoder with its random init."""
     table, y, split = load_labels(labels_path, tasks)
     x = read_embeddings(embeddings_path, table["record_id"].to_numpy(str))
     tr, va, te = split == "train", split == "validation", split == "test"
     probe = fit_probe(x[tr], y[tr], x[va], y[va], settings["c_grid"], settings["max_iter"])
     log.info("%s: C per task %s, validation AUROC %s", model_name, probe.c, np.round(probe.validation_auroc, 4))
-    rows = metric_rows(model_name, "linear_probe", "validation", tasks, y[va], probe.scores(x[va]),
+    s_va, s_te = probe.scores(x[va]), probe.scores(x[te])
+    rows = metric_rows(model_name, "linear_probe", "validation", tasks, y[va], s_va,
                        n_train=int(tr.sum()), seed=seed)
-    rows += metric_rows(model_name, "linear_probe", "test", tasks, y[te], probe.scores(x[te]),
+    rows += metric_rows(model_name, "linear_probe", "test", tasks, y[te], s_te,
                         resamples=settings["bootstrap_resamples"], n_train=int(tr.sum()), seed=seed)
+    if scores_out is not None:
+        scores = pd.DataFrame(np.vstack([s_va, s_te]), columns=list(tasks))
+        scores.insert(0, "split", ["validation"] * int(va.sum()) + ["test"] * int(te.sum()))
+        scores.insert(0, "record_id", np.concatenate([table["record_id"].to_numpy(str)[va],
+                                                      table["record_id"].to_numpy(str)[te]]))
+        Path(scores_out).parent.mkdir(parents=True, exist_ok=True)
+        scores.to_parquet(scores_out, index=False)
     return write_rows(rows, out)
 
 

@@ -7,6 +7,11 @@
   each epoch the mean AUROC over the tasks on the *validation* records decides: the best epoch's
   weights are kept, and training stops after ``patience`` epochs without improvement. The test
   fold is never an argument of this function.
+* ``head_init: probe`` (a pretrained encoder only): the head starts as the linear probe of the
+  frozen encoder (the logistic regressions of ``ecgfm.probe``, C chosen on the validation
+  records, folded into one linear layer), and that starting point competes as "epoch -1" for the
+  best validation AUROC: linear probing then fine-tuning (LP-FT, Kumar et al. 2022), which keeps
+  a random head from distorting the pretrained features in the first steps.
 * Saved models are portable: ``model.safetensors`` (all weights), ``encoder.safetensors`` (the
   ViT encoder alone, loadable by ``ecgfm.load_encoder``) and ``config.json`` (kind,
   architecture, tasks, preprocessing, provenance).
@@ -108,6 +113,14 @@ def train_classifier(model: Classifier, x_train, y_train, x_val, y_val, settings
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
     loss_fn = nn.BCEWithLogitsLoss()
     best, best_state, since_best, history = -np.inf, None, 0, []
+    if pretrained and settings.get("head_init", "random") == "probe":
+        start = time.perf_counter()
+        init_head_from_probe(model, x_train, y_train, x_val, y_val, settings, device)
+        val = mean_auroc(y_val, predict_logits(model, x_val, settings.get("eval_batch_size", 256), device))
+        history.append({"epoch": -1, "train_loss": float("nan"), "val_auroc": val,
+                        "seconds": time.perf_counter() - start})
+        log(f"head from the linear probe: validation AUROC {val:.4f}")
+        best, best_state = val, copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
     for epoch in range(int(settings["max_epochs"])):
         model.train()
         order = rng.permutation(len(x_train))
@@ -139,6 +152,34 @@ def train_classifier(model: Classifier, x_train, y_train, x_val, y_val, settings
     for h in history:
         h["best"] = h["val_auroc"] == best
     return history
+
+
+@torch.no_grad()
+def features_of(model: Classifier, x: np.ndarray, batch_size: int, device) -> np.ndarray:
+    model.eval()
+    out = []
+    for start in range(0, len(x), batch_size):
+        chunk = torch.from_numpy(np.ascontiguousarray(x[start:start + batch_size], dtype=np.float32)).to(device)
+        with _autocast(device):
+            out.append(model.features(chunk).float().cpu().numpy())
+    return np.concatenate(out)
+
+
+def init_head_from_probe(model: Classifier, x_train, y_train, x_val, y_val, settings: dict, device) -> list:
+    """Set the head to the linear probe of the current (frozen) backbone: per task, the
+    standardized logistic regression of ``ecgfm.probe.fit_probe`` (C from ``probe_c_grid``,
+    chosen on the validation records) folded into weights on the raw features. Returns the Cs."""
+    from .probe import fit_probe
+    batch = settings.get("eval_batch_size", 256)
+    f_train, f_val = features_of(model, x_train, batch, device), features_of(model, x_val, batch, device)
+    probe = fit_probe(f_train, np.asarray(y_train, bool), f_val, np.asarray(y_val, bool),
+                      settings["probe_c_grid"], settings.get("probe_max_iter", 1000))
+    weight = np.stack([m.coef_[0] for m in probe.models]) / probe.scale            # [tasks, features]
+    bias = np.array([m.intercept_[0] for m in probe.models]) - weight @ probe.mean
+    with torch.no_grad():
+        model.head.weight.copy_(torch.as_tensor(weight, dtype=model.head.weight.dtype))
+        model.head.bias.copy_(torch.as_tensor(bias, dtype=model.head.bias.dtype))
+    return probe.c
 
 
 def new_classifier(spec: dict, n_outputs: int, encoder_dir=None, seed: int = 0) -> Classifier:

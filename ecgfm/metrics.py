@@ -89,6 +89,26 @@ def bootstrap_ci(y_true, y_score, resamples: int, seed: int, level: float = 0.95
     return out
 
 
+def paired_auroc_difference(y_true, scores_a, scores_b, resamples: int, seed: int, level: float = 0.95
+                            ) -> tuple[float, float, float]:
+    """Mean over tasks (columns) of AUROC(a) - AUROC(b) on the same records, with a paired
+    percentile bootstrap interval: each resample draws the records once, for both models and every
+    task. Returns (difference, low, high)."""
+    y_true = np.asarray(y_true).astype(bool)
+    n, tasks = y_true.shape
+    counts = np.random.default_rng(seed).multinomial(n, np.full(n, 1.0 / n), size=resamples) \
+        if resamples else np.empty((0, n))
+    weights = np.vstack([np.ones((1, n)), counts])
+    diff = np.mean([weighted_auroc(y_true[:, k], scores_a[:, k], weights)
+                    - weighted_auroc(y_true[:, k], scores_b[:, k], weights) for k in range(tasks)], axis=0)
+    if not resamples:
+        return float(diff[0]), float("nan"), float("nan")
+    boot = diff[1:][np.isfinite(diff[1:])]
+    alpha = (1 - level) / 2
+    low, high = np.quantile(boot, [alpha, 1 - alpha])
+    return float(diff[0]), float(low), float(high)
+
+
 def criteria(values: dict) -> float:
     """The paper's "criteria": the sum of the four tasks' AUROCs and AUPRCs."""
     return float(sum(values.values()))

@@ -4,7 +4,9 @@ One loop, plainly visible (in the manner of nanoGPT's train.py): settings, data,
 optimizer, then the loop with logging, checkpoints and the stop signals.
 
 * Objectives by weights (config ``pretrain.objectives``): GL = reconstruction only,
-  CL = patient-level + sample-level InfoNCE, HL = all three (equation 3).
+  CL = patient-level + sample-level InfoNCE, HL = all three (equation 3). With
+  ``loss_balance: running_mean`` each part is divided by its own running mean before weighting,
+  so that HL's 1:1:1 does not leave one objective in charge (see ``PretrainObjective._balanced``).
 * AdamW, linear warmup then cosine decay, gradient clipping, bf16 autocast on CUDA (fp32 on CPU).
 * Every random draw of a step (augmentations, masks) comes from a generator seeded by
   (seed, step, rank), and the data order from (seed, epoch): a resumed run is the same run.
@@ -57,6 +59,11 @@ class PretrainObjective(nn.Module):
         weights = settings["weights"]
         self.learned = UncertaintyWeights([p for p in PARTS if weights[p]]) \
             if settings.get("dynamic_weights") else None
+        self.balance = settings.get("loss_balance", "none")
+        if self.balance not in ("none", "running_mean"):
+            raise ValueError(f"unknown loss_balance {self.balance!r}")
+        # the running mean of each part (0: not seen yet); a buffer, so checkpoints carry it
+        self.register_buffer("loss_scale", torch.zeros(len(PARTS)))
 
     def forward(self, x, views, noise):
         """x [B, L, T] clean anchors; views: dict of augmented batches; noise [B, N] for masking."""
@@ -74,8 +81,25 @@ class PretrainObjective(nn.Module):
                 parts["sample"] = info_nce(z["a"], z["b"], s["temperature"])
             if w["patient"]:
                 parts["patient"] = info_nce(z["a"], z["c"], s["temperature"])
-        total = self.learned(parts) if self.learned is not None else hybrid_loss(parts, w)
+        weighted = self._balanced(parts) if self.balance == "running_mean" else parts
+        total = self.learned(weighted) if self.learned is not None else hybrid_loss(weighted, w)
         return total, parts
+
+    def _balanced(self, parts: dict) -> dict:
+        """Each part over its own running mean (detached): equation 3's 1:1:1 then weighs the
+        objectives' relative changes equally, whatever their units (an L1 in mV is ~0.1, an
+        InfoNCE ~3, and the raw sum lets the larger one decide alone). Stays on the device."""
+        out = {}
+        momentum = float(self.s.get("loss_balance_momentum", 0.99))
+        for k, name in enumerate(PARTS):
+            if name not in parts:
+                continue
+            if self.training:
+                with torch.no_grad():
+                    value, seen = parts[name].detach().float(), self.loss_scale[k]
+                    self.loss_scale[k] = torch.where(seen > 0, momentum * seen + (1 - momentum) * value, value)
+            out[name] = parts[name] / self.loss_scale[k].clamp_min(1e-12)
+        return out
 
 
 def lr_at(step: int, base_lr: float, warmup: int, total: int, min_ratio: float = 0.01) -> float:
@@ -343,6 +367,7 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
                               "pooling": "mean of the encoder's patch tokens"},
             "objective": {"method": settings["method"], "weights": settings["weights"],
                           "dynamic_weights": bool(settings.get("dynamic_weights")),
+                          "loss_balance": settings.get("loss_balance", "none"),
                           "mask_ratio": settings["mask_ratio"], "temperature": settings["temperature"],
                           "recon_target": settings["recon_target"]},
             "training": {k: settings[k] for k in ("steps", "batch_size", "lr", "weight_decay",

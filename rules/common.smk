@@ -109,12 +109,25 @@ def best_architectures():
 
 
 def _vit_of(choice):
-    return model_name("ViT", choice["patch"], choice["depth"], choice["width"])
+    return _arch_of("ViT", choice)
 
 
 def supervised_models():
     """Table 3's baselines: the ViT at each method's best architecture, and the 1D-ResNet50."""
     return sorted({_vit_of(c) for c in best_architectures().values()}) + ["ResNet50"]
+
+
+def table_scores(wildcards):
+    """Table 1 pairs each method's best encoder with the random init of its architecture on the
+    same test records: their probes' scores."""
+    if wildcards.number != "1":
+        return []
+    models = [m for c in best_architectures().values() for m in (c["model"], _arch_of("random", c))]
+    return expand(f"{RESULTS}/eval/linear_probe/{{model}}.scores.parquet", model=sorted(set(models)))
+
+
+def _arch_of(kind, choice):
+    return model_name(kind, choice["patch"], choice["depth"], choice["width"])
 
 
 def stress_models():

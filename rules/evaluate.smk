@@ -54,7 +54,10 @@ rule linear_probe:
         labels=f"{EVAL}/labels.parquet",
         embeddings=f"{EVAL}/embeddings/{{model}}.h5",
     output:
-        f"{EVAL}/linear_probe/{{model}}.parquet",
+        rows=f"{EVAL}/linear_probe/{{model}}.parquet",
+        scores=f"{EVAL}/linear_probe/{{model}}.scores.parquet",
+    wildcard_constraints:
+        model=r"[^./]+",
     params:
         settings=probe_settings(config),
         tasks=config["evaluation"]["tasks"],

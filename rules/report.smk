@@ -14,6 +14,8 @@ rule table:
         rows=lambda wc: expand(f"{EVAL}/{{protocol}}.parquet", protocol=TABLE_PROTOCOLS[int(wc.number)]),
         best=f"{EVAL}/best_architectures.json",
         published=PUBLISHED,
+        scores=table_scores,
+        labels=f"{EVAL}/labels.parquet",
     output:
         csv=f"{TABLES}/table{{number}}.csv",
         md=f"{TABLES}/table{{number}}.md",
@@ -23,6 +25,8 @@ rule table:
         number="|".join(str(n) for n in TABLE_PROTOCOLS),
     params:
         title=lambda wc: table_title(int(wc.number)),
+        tasks=config["evaluation"]["tasks"],
+        resamples=config["evaluation"]["bootstrap_resamples"],
     log:
         f"{RESULTS}/logs/report/table{{number}}.log",
     conda:

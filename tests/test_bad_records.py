@@ -118,7 +118,7 @@ def test_a_source_in_the_wrong_unit_stops_with_a_clear_message(tmp_path):
     reader = make_reader("code15", tmp_path / "raw", "code15",
                          {"unit": "uV", "lead_names": ["DI", "DII", "DIII", "AVR", "AVL", "AVF",
                                                        "V1", "V2", "V3", "V4", "V5", "V6"]})
-    with pytest.raises(SourceError, match=r"fail the same check.*'implausible amplitude' \(84 of 85\).*sources\.code15"):
+    with pytest.raises(SourceError, match=r"fail the same check.*'implausible amplitude' \(89 of 90\).*sources\.code15"):
         standardize_source(reader, tmp_path / "std", "code15", Settings(pad_short=True),
                            shard_size=8, threads=1, progress=False)
     assert not (tmp_path / "std/manifest.parquet").exists()

@@ -335,3 +335,44 @@ def test_finetune_stage_is_blind_to_the_test_fold(demo_eval, tmp_path):
     cb = json.loads((tmp_path / "b" / "config.json").read_text())["training"]
     assert ca["best_epoch"] == cb["best_epoch"]
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+
+
+def test_lp_ft_head_starts_as_the_linear_probe_of_the_frozen_encoder():
+    """head_init probe: before any step the classifier scores like the probe fit on its frozen
+    features (same C choice), and that start competes as epoch -1 for the best validation AUROC."""
+    from ecgfm.finetune import features_of, init_head_from_probe, new_classifier, predict_logits, train_classifier
+    rng = np.random.default_rng(1)
+    y = rng.random((240, 2)) < 0.4
+    x = rng.normal(0, 0.1, (240, 12, 2500)).astype(np.float32)
+    x[:, 0, :] += y[:, :1] * 0.3
+    spec = {"kind": "vit", "architecture": {"patch": 250, "depth": 1, "width": 16, "head_dim": 8,
+                                            "decoder_width": 8, "decoder_depth": 1, "projection_dim": 4}}
+    settings = {"batch_size": 32, "lr": 1e-3, "encoder_lr_scale": 0.1, "weight_decay": 0.0, "max_epochs": 2,
+                "patience": 1, "head_init": "probe", "probe_c_grid": [0.01, 1.0], "probe_max_iter": 500}
+    model = new_classifier(spec, 2, seed=0)
+    tr, va = slice(0, 160), slice(160, 240)
+    init_head_from_probe(model, x[tr], y[tr], x[va], y[va], settings, torch.device("cpu"))
+    f_tr, f_va = (features_of(model, x[s], 64, torch.device("cpu")) for s in (tr, va))
+    probe = fit_probe(f_tr, y[tr], f_va, y[va], [0.01, 1.0], 500)
+    np.testing.assert_allclose(predict_logits(model, x[va]), probe.scores(f_va), rtol=1e-3, atol=1e-3)
+    model = new_classifier(spec, 2, seed=0)
+    history = train_classifier(model, x[tr], y[tr], x[va], y[va], settings, seed=0, pretrained=True,
+                               log=lambda *_: None)
+    assert history[0]["epoch"] == -1
+    assert history[0]["val_auroc"] == pytest.approx(np.mean(probe.validation_auroc))
+    assert max(h["val_auroc"] for h in history) >= history[0]["val_auroc"]
+
+
+def test_paired_auroc_difference():
+    from ecgfm.metrics import paired_auroc_difference
+    rng = np.random.default_rng(2)
+    y = rng.random((400, 2)) < 0.3
+    a = y + rng.normal(0, 0.8, y.shape)
+    b = y + rng.normal(0, 1.6, y.shape)
+    value, low, high = paired_auroc_difference(y, a, b, resamples=300, seed=0)
+    assert value == pytest.approx(np.mean([auroc(y[:, k], a[:, k]) - auroc(y[:, k], b[:, k]) for k in range(2)]))
+    assert 0 < low < value < high
+    assert paired_auroc_difference(y, a, b, 300, 0) == (value, low, high)       # seeded
+    same = paired_auroc_difference(y, a, a, 100, 0)
+    assert same == (0.0, 0.0, 0.0)                                              # paired: no noise when equal
+    assert np.isnan(paired_auroc_difference(y, a, b, 0, 0)[1])

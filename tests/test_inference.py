@@ -94,11 +94,15 @@ def test_code_style_hdf5_and_standardized_shards(demo_model, demo_shards, tmp_pa
     write_demo_source("code15", tmp_path / "code", n_patients=6, seed=2, missing_waveforms=0)
     part = sorted((tmp_path / "code").glob("exams_part*.hdf5"))[0]
     with h5py.File(part) as f:
-        exam_ids = {str(int(i)) for i in f["exam_id"][:] if i != 0}
+        lengths = {str(int(i)): int(np.any(t != 0, axis=1).sum()) for i, t in zip(f["exam_id"][:], f["tracings"][:])
+                   if i != 0}
+    assert set(lengths.values()) == {2800, 4000}                         # 7 s and 10 s exams at 400 Hz
     run = _cli("embed", "--model", demo_model, "--input", part, "--out", tmp_path / "code.parquet")
     assert run.returncode == 0, run.stderr
-    frame = pd.read_parquet(tmp_path / "code.parquet")
-    assert set(frame["record_id"]) == exam_ids and (frame["status"] == "ok").all()
+    frame = pd.read_parquet(tmp_path / "code.parquet").set_index("record_id")
+    assert set(frame.index) == set(lengths)
+    for exam_id, n in lengths.items():             # without --pad-short, 7 s is listed as too short
+        assert (frame.loc[exam_id, "status"] == "ok") == (n == 4000), frame.loc[exam_id, "reason"]
     # standardized shards are used as stored
     run = _cli("embed", "--model", demo_model, "--input", demo_shards, "--out", tmp_path / "shards.parquet")
     assert run.returncode == 0, run.stderr

@@ -80,3 +80,42 @@ def test_hybrid_is_the_weighted_sum_of_its_parts():
         learned.log_vars.copy_(torch.tensor([0.0, math.log(2.0), 0.0]))
     expected = 0.3 + 2.0 / 2 + math.log(2.0) + 1.5
     assert learned(parts).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_patch_embedding_is_the_convolution_it_stands_for():
+    """The embedding multiplies patches by the Conv1d kernel instead of calling the convolution:
+    the same numbers and gradients (so saved encoders stay valid)."""
+    model = small(125)
+    conv = model.patch_embed.proj
+    x = torch.randn(3, 12, 2500, requires_grad=True)
+    ours = model.patch_embed(x)
+    reference = conv(x).transpose(1, 2)
+    assert ours.shape == (3, 20, 32) and torch.allclose(ours, reference, atol=1e-5)
+    g_ours = torch.autograd.grad(ours.square().sum(), [conv.weight, x])
+    g_ref = torch.autograd.grad(reference.square().sum(), [conv.weight, x])
+    for a, b in zip(g_ours, g_ref):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
+    model60, x60 = small(60), torch.randn(2, 12, 2460)    # patch 60: 41 patches of the cropped record
+    assert torch.allclose(model60.patch_embed(x60), model60.patch_embed.proj(x60).transpose(1, 2), atol=1e-5)
+
+
+def test_balanced_hybrid_loss_weighs_each_objective_by_its_own_scale():
+    """loss_balance running_mean: each part over its running mean, so a part of 0.1 and one of 3
+    count alike in equation 3; the running mean is a buffer (checkpointed) updated in training."""
+    from ecgfm.pretrain import PARTS, PretrainObjective
+    model = small(125)
+    settings = {"weights": {"recon": 1.0, "patient": 1.0, "sample": 1.0}, "loss_balance": "running_mean",
+                "loss_balance_momentum": 0.5}
+    objective = PretrainObjective(model, settings).train()
+    first = {"recon": torch.tensor(0.1, requires_grad=True), "patient": torch.tensor(3.0), "sample": torch.tensor(2.0)}
+    parts = objective._balanced(first)
+    assert all(torch.isclose(v, torch.tensor(1.0)) for v in parts.values())        # the first step: each / itself
+    second = objective._balanced({"recon": torch.tensor(0.3), "patient": torch.tensor(1.0), "sample": torch.tensor(2.0)})
+    assert torch.allclose(objective.loss_scale, torch.tensor([0.2, 2.0, 2.0]))       # 0.5 * old + 0.5 * new
+    assert torch.isclose(second["recon"], torch.tensor(1.5)) and torch.isclose(second["patient"], torch.tensor(0.5))
+    parts["recon"].backward()
+    assert torch.isclose(first["recon"].grad, torch.tensor(10.0))                   # d(L / 0.1) / dL, scale detached
+    assert "loss_scale" in objective.state_dict() and len(PARTS) == 3
+    objective.eval()
+    objective._balanced({"recon": torch.tensor(5.0), "patient": torch.tensor(5.0), "sample": torch.tensor(5.0)})
+    assert torch.allclose(objective.loss_scale, torch.tensor([0.2, 2.0, 2.0]))       # not updated outside training

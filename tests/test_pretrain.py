@@ -127,6 +127,26 @@ def test_sigterm_checkpoints_and_exits_for_resubmission(demo_shards, tmp_path, u
         assert torch.equal(value, uninterrupted[key]), key
 
 
+def test_balanced_hybrid_run_resumes_to_the_same_weights(demo_shards, tmp_path):
+    """With loss_balance, the running means are part of the state: a run killed after its
+    checkpoint and resumed ends with the same weights as one run straight through."""
+    settings = tiny_pretrain_settings(loss_balance="running_mean")
+    straight = tmp_path / "straight"
+    assert _job(settings, straight, demo_shards).wait(timeout=300) == 0
+    killed = tmp_path / "killed"
+    proc = _job(settings, killed, demo_shards)
+    _wait_for_step(killed, 11, proc)                  # past the checkpoint at step 8
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = torch.load(killed / "checkpoints" / "last.pt", weights_only=False)
+    assert state["objective"]["loss_scale"].min() > 0          # the running means were saved
+    resumed = _job(settings, killed, demo_shards)
+    assert resumed.wait(timeout=300) == 0 and "resumed from" in resumed.stderr.read()
+    reference = _weights(straight)
+    for key, value in _weights(killed).items():
+        assert torch.equal(value, reference[key]), key
+
+
 def test_a_checkpoint_made_under_other_settings_is_not_resumed(demo_shards, tmp_path, uninterrupted):
     """A rerun after a config change (here: half the steps, another learning rate) finds the old
     run's checkpoint in its folder; it must start over, not continue the other run."""

@@ -3,11 +3,21 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import run_snakemake
+from ecgfm.config import pretrain_grid, random_init_models
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _demo_config():
+    from ecgfm.config import load_config
+    return load_config(REPO / "config.yaml", REPO / "profiles" / "demo" / "demo-config.yaml")
+
+
+DEMO = _demo_config()
 
 
 def test_demo_dag_standardizes_every_source(demo_results):
@@ -59,7 +69,8 @@ def test_demo_dag_evaluates_every_protocol(demo_results):
         assert set(frame["task"]) == set(ev["tasks"])
     # linear probing: 6 pretrained + 2 random-init encoders, test rows with a CI around the value
     probe = rows["linear_probe"]
-    assert set(probe["method"]) == {"GL", "CL", "HL", "random"} and probe["model"].nunique() == 8
+    n_probed = len(pretrain_grid(config)) + len(random_init_models(config))
+    assert set(probe["method"]) == {"GL", "CL", "HL", "random"} and probe["model"].nunique() == n_probed
     test = probe[probe["split"] == "test"]
     assert ((test["ci_low"] <= test["value"]) & (test["value"] <= test["ci_high"])).all()
     # fine-tuning: the grid, the supervised ViT(s) at the chosen architectures, the ResNet
@@ -115,6 +126,28 @@ def test_demo_dag_writes_every_table_and_figure_from_the_result_rows(demo_result
     for name in ("figure3_HL", "figure4_CL", "figure4_GL"):
         assert (demo_results / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert "<svg" in (demo_results / "figures" / f"{name}.svg").read_text()[:1000]
+
+
+def test_demo_shows_the_papers_effects_in_miniature(demo_results):
+    """The demo corpus is not separable by random features, pretraining helps every method (HL's
+    paired bootstrap interval against its random init excludes zero), HL is not CL, and
+    fine-tuning does no harm."""
+    rows = {p: pd.read_parquet(demo_results / "eval" / f"{p}.parquet") for p in ("linear_probe", "finetune")}
+    probe = rows["linear_probe"][(rows["linear_probe"]["split"] == "test") & (rows["linear_probe"]["metric"] == "AUROC")]
+    random = probe[probe["method"] == "random"]
+    assert len(random) and (random["value"] < 0.95).all(), random[["model", "task", "value"]]
+    table1 = pd.read_csv(demo_results / "tables" / "table1.csv", dtype={"setting": str})
+    vs_random = table1[table1["metric"] == "mean_auroc_vs_random"].set_index("key")
+    assert vs_random.loc["HL", "ci_low"] > 0, vs_random
+    assert (vs_random.loc[["CL", "GL"], "ours"] > 0).all(), vs_random
+    best = json.loads((demo_results / "eval" / "best_architectures.json").read_text())
+    auroc = probe.pivot_table(index="model", columns="task", values="value")
+    assert not np.allclose(auroc.loc[best["CL"]["model"]], auroc.loc[best["HL"]["model"]], atol=1e-3)
+    ft = rows["finetune"][(rows["finetune"]["split"] == "test") & (rows["finetune"]["metric"] == "AUROC")]
+    assert (ft["value"] >= 0.6).all(), ft[ft["value"] < 0.6][["model", "task", "value"]]
+    ft_mean = ft.groupby("model")["value"].mean()
+    for choice in best.values():
+        assert ft_mean[choice["model"]] >= auroc.loc[choice["model"]].mean() - 1e-9, choice["model"]
 
 
 def test_demo_dag_describes_its_corpus_beside_the_papers_tables_6_and_7(demo_results):
@@ -192,7 +225,7 @@ def test_a_probing_parameter_reruns_only_probing_and_the_tables(demo_results, tm
     assert {"linear_probe", "risk", "table", "figure"} <= rules
     assert rules <= {"linear_probe", "risk", "select_architectures", "collect_results", "table", "figure",
                      "run_config", "all"}, rules
-    assert sum(rule == "linear_probe" for rule, _ in jobs) == 8
+    assert sum(rule == "linear_probe" for rule, _ in jobs) == len(pretrain_grid(DEMO)) + len(random_init_models(DEMO))
 
 
 def test_one_sources_standardization_reruns_that_source_onward_only(demo_results, tmp_path):
@@ -201,7 +234,7 @@ def test_one_sources_standardization_reruns_that_source_onward_only(demo_results
     rules = {rule for rule, _ in jobs}
     assert [w for rule, w in jobs if rule == "standardize"] == ["source=code15"]
     # CODE-15% is in the pretraining corpus: every encoder and what is made from it reruns ...
-    assert sum(rule == "pretrain" for rule, _ in jobs) == 6
+    assert sum(rule == "pretrain" for rule, _ in jobs) == len(pretrain_grid(DEMO))
     assert {"embed", "linear_probe", "table"} <= rules
     # ... but nothing that only PTB-XL feeds: its shards, labels, the supervised baselines, the
     # random-init encoders' probes
