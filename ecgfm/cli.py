@@ -5,6 +5,7 @@
     ecgfm demo ptbxl /tmp/demo-ptbxl --patients 100
     ecgfm embed --model results/pretrain/HL_p60_d2_e512 --input my_wfdb_folder --out embeddings.parquet
     ecgfm predict --model results/eval/finetune/HL_p60_d2_e512 --input exams.hdf5 --out predictions.csv
+    ecgfm profiles install     # then `snakemake --profile slurm` (or demo, local, ptbxl-cpu) as written
 """
 from __future__ import annotations
 
@@ -59,6 +60,19 @@ def cmd_demo(args) -> int:
     from .demo import write_demo_source
 
     print(json.dumps(write_demo_source(args.layout, args.dest, n_patients=args.patients, seed=args.seed)))
+    return 0
+
+
+def cmd_profiles(args) -> int:
+    from .profiles import PROFILES, install
+    try:
+        done = install(args.dest, names=args.names or PROFILES, copy=args.copy, force=args.force)
+    except (FileExistsError, FileNotFoundError) as exc:
+        print(f"ecgfm profiles install: {exc}", file=sys.stderr)
+        return 2
+    for name, what in done:
+        print(f"{name}: {what}")
+    print("run from the repository root, e.g. snakemake --profile demo  /  snakemake --profile slurm")
     return 0
 
 
@@ -152,6 +166,13 @@ def main(argv=None) -> int:
     p.add_argument("--patients", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("profiles", help="install the Snakemake profiles under their names (snakemake --profile slurm)")
+    p.add_argument("action", choices=["install"])
+    p.add_argument("names", nargs="*", help="profiles to install (default: slurm demo local ptbxl-cpu)")
+    p.add_argument("--dest", help="profile directory (default: Snakemake's, ~/.config/snakemake)")
+    p.add_argument("--copy", action="store_true", help="copy instead of linking")
+    p.add_argument("--force", action="store_true", help="replace profiles of these names that are not ours")
+    p.set_defaults(func=cmd_profiles)
     _model_command(sub, "embed", "embeddings of one's own ECGs (one row per record)", cmd_embed,
                    "output .parquet: record_id, status, reason, embedding")
     _model_command(sub, "predict", "MI / STTC / CD / HYP probabilities with a fine-tuned model", cmd_predict,

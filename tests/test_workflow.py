@@ -36,10 +36,16 @@ def test_demo_dag_standardizes_every_source(demo_results):
         assert (demo_results / "benchmarks" / "standardize" / f"{source}.tsv").exists()
 
 
-def test_nothing_to_do_on_a_second_run(demo_results):
+def test_nothing_to_do_on_a_second_run(demo_results, tmp_path, monkeypatch):
+    """Also as users write it, `snakemake --profile demo`, once `ecgfm profiles install` has run."""
     run = run_snakemake("--profile", "profiles/demo", "--config", f"results={demo_results}", "-n")
     assert run.returncode == 0
     assert "Nothing to be done" in run.stdout + run.stderr
+    from ecgfm.profiles import install
+    install(tmp_path / "snakemake", names=["demo"])
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    run = run_snakemake("--profile", "demo", "--config", f"results={demo_results}", "-n")
+    assert run.returncode == 0 and "Nothing to be done" in run.stdout + run.stderr, run.stderr[-2000:]
 
 
 def test_config_typo_fails_before_any_job(tmp_path):
