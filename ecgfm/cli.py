@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 
 from .config import load_config, raw_dir, standardize_block
 
@@ -84,17 +85,21 @@ def _summary(frame, out, what) -> None:
         print(f"  rejected x{count}: {reason}", file=sys.stderr)
 
 
-def _input_options(args) -> dict:
-    return {"fs": args.fs, "unit": args.unit, "keep_flagged": args.keep_flagged, "pad_short": args.pad_short}
+def _input_options(args):
+    from .inference import InputOptions
+    return InputOptions(fs=args.fs, unit=args.unit, keep_flagged=args.keep_flagged, pad_short=args.pad_short,
+                        leads=InputOptions.parse_leads(args.leads), window_stride_s=args.window_stride,
+                        per_window=args.per_window)
 
 
 def cmd_embed(args) -> int:
     from .encoder import load_encoder
-    from .inference import InputError
-    encoder = load_encoder(args.model, device=args.device)
+    from .inference import InputError, embed_records
     try:
-        frame = encoder.embed_records(args.input, batch_size=args.batch_size, progress=not args.quiet,
-                                      **_input_options(args))
+        options = _input_options(args)
+        encoder = load_encoder(args.model, device=args.device)
+        frame = embed_records(encoder, args.input, batch_size=args.batch_size, progress=not args.quiet,
+                              options=options)
     except InputError as exc:
         print(f"ecgfm embed: {exc}", file=sys.stderr)
         return 2
@@ -106,14 +111,19 @@ def cmd_embed(args) -> int:
 def cmd_predict(args) -> int:
     from .finetune import load_classifier
     from .inference import InputError, predict_records
-    model, config = load_classifier(args.model, device=args.device)
     try:
+        options = _input_options(args)
+        model, config = load_classifier(args.model, device=args.device)
         frame = predict_records(model, config, args.input, batch_size=args.batch_size, progress=not args.quiet,
-                                **_input_options(args))
+                                options=options)
     except InputError as exc:
         print(f"ecgfm predict: {exc}", file=sys.stderr)
         return 2
     frame.to_csv(args.out, index=False, float_format="%.6f")
+    if config.get("labels"):
+        legend = Path(str(args.out) + ".labels.json")
+        legend.write_text(json.dumps(config["labels"], indent=2) + "\n")
+        print(f"labels (names, SCP codes, thresholds) -> {legend}", file=sys.stderr)
     _summary(frame, args.out, "predicted")
     return 0
 
@@ -122,7 +132,8 @@ def _model_command(sub, name, help_text, func, out_help):
     p = sub.add_parser(name, help=help_text)
     p.add_argument("--model", required=True, help="model folder (config.json + safetensors)")
     p.add_argument("--input", required=True,
-                   help="a WFDB folder, a CODE-style HDF5 file (tracings), or standardized shards")
+                   help="a folder or file of ECGs: WFDB (.hea), DICOM (.dcm), MUSE or CardioSoft XML, .npy/.csv "
+                        "with a JSON sidecar, a CODE-style HDF5 file (tracings), or standardized shards")
     p.add_argument("--out", required=True, help=out_help)
     p.add_argument("--fs", type=float, default=400.0, help="sampling rate of a CODE-style HDF5 file (Hz)")
     p.add_argument("--unit", default="mV", help="unit of a CODE-style HDF5 file (mV, uV, V)")
@@ -130,6 +141,13 @@ def _model_command(sub, name, help_text, func, out_help):
                    help="use records that fail a quality check (their flags go to 'reason')")
     p.add_argument("--pad-short", action="store_true",
                    help="zero-pad records of 7 s or more to 10 s (as the CODE-15%% corpus was); noted in 'reason'")
+    p.add_argument("--leads", default="all",
+                   help="all (the model's 12; missing limb leads derived from two recorded ones), available "
+                        "(whatever each record has, the rest zeros), or the leads you have, e.g. I,II")
+    p.add_argument("--window-stride", type=float, metavar="SECONDS",
+                   help="slide windows of the model's length this far apart over longer records and average "
+                        "them (default: the centre window)")
+    p.add_argument("--per-window", action="store_true", help="with --window-stride: one row per window")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -8,6 +8,10 @@ duration) and returns the embedding used everywhere downstream: the mean of the 
     from ecgfm import load_encoder
     encoder = load_encoder("results/pretrain/HL_p60_d2_e512")
     z = encoder.embed(x, fs=500)            # x: [n, 12, samples] in mV, leads I..V6 -> [n, width]
+
+Records in files (WFDB, DICOM, MUSE XML, arrays, CODE-style HDF5, a reader of ``ecgfm.readers``)
+go through ``ecgfm.inference.embed_records(encoder, path)``, which reads and standardizes them:
+the input side sits above this module, which knows only arrays.
 """
 from __future__ import annotations
 
@@ -80,13 +84,6 @@ class Encoder:
     def embed(self, x: np.ndarray, fs: float | None = None, batch_size: int = 256) -> np.ndarray:
         """Embeddings [n, width] of ECGs [n, 12, samples] in mV sampled at ``fs`` (default: the model's)."""
         return embed_array(self.model, self.standardize(x, fs), batch_size, self.device)
-
-    def embed_records(self, path, batch_size: int = 256, progress: bool = False, **input_options):
-        """Embed the records of a WFDB folder, CODE-style HDF5 file, standardized shards, or a
-        reader of ``ecgfm.readers`` (``ecgfm.inference.open_input``) -> a DataFrame, one row per record."""
-        from .inference import run_records
-        return run_records(path, self.config["preprocessing"], lambda x: embed_array(self.model, x, batch_size, self.device),
-                           batch_size, progress, "embedding", **input_options)
 
 
 def load_encoder(path, device="cpu") -> Encoder:

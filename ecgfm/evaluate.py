@@ -94,8 +94,10 @@ def linear_probe(model_name: str, embeddings_path, labels_path, tasks, settings:
 
 # --- fine-tuning and supervised baselines ------------------------------------------------------------
 def finetune(model_name: str, spec: dict, encoder_dir, ptbxl_dir, labels_path, tasks, settings: dict,
-             out_dir, seed: int, provenance: dict | None = None) -> pd.DataFrame:
-    """Fine-tune (``encoder_dir`` given) or train from scratch on folds 1-8, all tasks jointly."""
+             out_dir, seed: int, provenance: dict | None = None, labels: list | None = None) -> pd.DataFrame:
+    """Fine-tune (``encoder_dir`` given) or train from scratch on folds 1-8, all tasks jointly.
+    The saved model carries ``labels`` (``ecgfm.labels.label_definitions``) with each task's
+    decision threshold: the probability that maximises F1 on the validation fold."""
     import torch
 
     from .finetune import new_classifier, save_classifier, train_classifier
@@ -113,8 +115,16 @@ def finetune(model_name: str, spec: dict, encoder_dir, ptbxl_dir, labels_path, t
         pretrained = json.loads((Path(encoder_dir) / "config.json").read_text())
         provenance["pretraining"] = {k: pretrained.get(k) for k in ("name", "objective", "data", "training",
                                                                      "provenance")}
+    from .finetune import predict_logits
+    from .metrics import f1_threshold
+    probabilities = 1.0 / (1.0 + np.exp(-predict_logits(model, x[va])))
+    definitions = {d["task"]: d for d in (labels or [])}
+    label_rows = [{**definitions.get(task, {"task": task}), "threshold": f1_threshold(y[va, k], probabilities[:, k]),
+                   "threshold_rule": "maximises F1 on the validation fold (PTB-XL fold 9)"}
+                  for k, task in enumerate(tasks)]
     save_classifier(model.cpu(), out, {
         **spec, "tasks": list(tasks), "outputs": "logits; sigmoid gives the probability of each task",
+        "labels": label_rows,
         "preprocessing": settings["preprocessing"], "training": {
             "encoder": str(encoder_dir) if encoder_dir else None, "seed": seed, "seconds": round(seconds, 1),
             "epochs": len(history), "best_epoch": next(h["epoch"] for h in history if h["best"])},
@@ -172,6 +182,45 @@ def data_usage(model_name, spec, encoder_dir, ptbxl_dir, labels_path, tasks, set
         log.info("%s: data usage %s, %d training records", model_name, fraction, len(idx))
         rows += _fit_and_score(model_name, spec, encoder_dir, x, y, idx, va, te, tasks, settings, seed,
                                "data_usage", f"usage={fraction:g}")
+    return write_rows(rows, out)
+
+
+# --- fewer leads ---------------------------------------------------------------------------------------
+def lead_subsets(model_name: str, encoder_dir, finetuned_dir, ptbxl_dir, labels_path, tasks, subsets: dict,
+                 settings: dict, seed: int, out) -> pd.DataFrame:
+    """What a user with fewer leads can expect: for each named lead subset, the records as a device
+    recording only those leads gives them to the tool (``ecgfm.leads.restrict_to_leads``: limb
+    leads derived from two kept ones, the rest zeros), then (a) a linear probe trained, chosen and
+    tested on that subset (protocol ``lead_subset_probe``) and (b) the fine-tuned 12-lead model
+    tested on it (``lead_subset_finetune``); setting ``leads=<name>``. Subsets that give the same
+    input (I+II and the six limb leads, say) are computed once."""
+    import torch
+
+    from .encoder import embed_array, load_model
+    from .finetune import device_for_training, load_classifier, predict_logits
+    from .leads import CANONICAL_LEADS, LIMB_LEADS, restrict_to_leads
+    device = device_for_training()
+    encoder = load_model(encoder_dir, device=device)
+    classifier, _ = load_classifier(finetuned_dir, device=device)
+    table, y, split = load_labels(labels_path, tasks)
+    x = read_records(ptbxl_dir, table)
+    tr, va, te = split == "train", split == "validation", split == "test"
+    rows, done = [], {}
+    for name, keep in subsets.items():
+        keep = [lead for lead in CANONICAL_LEADS if lead in keep]
+        effective = tuple(sorted(set(keep) | (set(LIMB_LEADS) if len(set(keep) & set(LIMB_LEADS)) >= 2 else set())))
+        if effective not in done:
+            xs = restrict_to_leads(x, keep)
+            with torch.no_grad():
+                emb = embed_array(encoder, xs, 256, device)
+            probe = fit_probe(emb[tr], y[tr], emb[va], y[va], settings["c_grid"], settings["max_iter"])
+            done[effective] = (probe.scores(emb[te]), predict_logits(classifier, xs[te], 256, device))
+            log.info("%s, leads %s: probe C %s, validation AUROC %s", model_name, name, probe.c,
+                     np.round(probe.validation_auroc, 4))
+        probe_scores, ft_scores = done[effective]
+        for protocol, scores in (("lead_subset_probe", probe_scores), ("lead_subset_finetune", ft_scores)):
+            rows += metric_rows(model_name, protocol, "test", tasks, y[te], scores, setting=f"leads={name}",
+                                seed=seed, resamples=settings["bootstrap_resamples"], n_train=int(tr.sum()))
     return write_rows(rows, out)
 
 

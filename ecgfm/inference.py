@@ -1,54 +1,109 @@
 """Using a model on one's own ECGs: input formats, the training standardization, embeddings and
-predictions, one row per record.
+predictions, one row per record (or per window).
 
 Inputs (``open_input``):
 
 * a folder holding ``manifest.parquet``: standardized shards written by ecgfm (used as stored);
-* a ``.h5``/``.hdf5`` file with a ``tracings`` dataset [n, samples, 12]: the CODE-15% layout
-  (leads I, II, III, aVR, aVL, aVF, V1-V6; ``--fs`` 400 Hz and mV by default; record ids from
-  ``exam_id`` when present); zero padding is stripped as in training;
-* a ``.h5`` file with an ``ecg`` dataset: one standardized shard;
-* any other folder: WFDB records (``.hea`` + ``.dat``/``.mat``, searched recursively), leads by name.
+* any other folder: every record below it in a format of ``ecgfm.formats`` or ``ecgfm.readers``:
+  WFDB (``.hea`` + ``.dat``/``.mat``), DICOM waveforms (``.dcm``), GE MUSE and CardioSoft XML
+  (``.xml``), and arrays with a JSON sidecar (``.npy``, ``.csv``);
+* one such file, a ``.hea`` header, or a ``.h5``/``.hdf5`` file: with a ``tracings`` dataset
+  [n, samples, 12] it is the CODE-15% layout (leads I, II, III, aVR, aVL, aVF, V1-V6; ``fs``
+  400 Hz and mV by default; record ids from ``exam_id`` when present; zero padding stripped as in
+  training), with ``ecg`` and ``record_id`` one standardized shard;
+* a reader object of ``ecgfm.readers`` (``items()`` / ``load(item)``).
 
-Raw records go through ``ecgfm.standardize.standardize_record`` with the model's preprocessing
-(rate, duration, lead order, mV) and the default quality checks, exactly as the corpus was built.
+The input contract (``InputOptions``): raw records go through ``ecgfm.standardize.standardize_record``
+with the model's preprocessing (rate, duration, lead order, mV) and the default quality checks.
+
+* **Leads** (``leads``): ``all`` (default) expects the model's 12 leads; missing limb leads are
+  derived exactly from two recorded ones (8 independent leads give all 12), anything else missing
+  rejects the record. ``available`` takes each record as it comes: a lead it lacks (and cannot
+  derive) is zeros. A list of names (``I,II``) declares the leads the user has: only those are
+  used (the others are zeros even when recorded, limb leads derived from two of them), and a
+  record without one of them is rejected. Which leads were recorded, derived and zeroed is in
+  every row; pretraining's lead dropout zeroes leads the same way.
+* **Length**: a record longer than the model's window is centre-cropped unless
+  ``window_stride_s`` is given: then every window of the model's length at that stride (plus one
+  ending at the last sample) is embedded and the record's output is the mean over its windows
+  (embeddings, or probabilities), or one row per window with ``per_window``. A shorter record is
+  rejected, or zero-padded when ``pad_short`` (7 s or more, as the CODE-15% corpus was), flagged.
+
 A record that cannot be read or fails a check gets ``status = rejected`` and its reason; it is
 listed, never dropped.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-from .readers import RecordError, WFDBFolderReader, code_signal
+from .formats import read_array, read_dicom, read_muse_xml, xml_kind
+from .leads import normalize_lead_name
+from .readers import Item, RecordError, WFDBFolderReader, code_signal, read_cardiosoft_xml
 from .standardize import RejectRecord, Settings, standardize_record
 from .wfdb import WfdbError
 
 CODE_LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+LEAD_COLUMNS = ("leads_present", "leads_derived", "leads_zeroed")
 
 
 class InputError(ValueError):
     """The input as a whole cannot be used (unknown format, empty, wrong leads)."""
 
 
+@dataclass(frozen=True)
+class InputOptions:
+    fs: float = 400.0                   # rate of a CODE-style HDF5 file (Hz)
+    unit: str = "mV"                    # unit of a CODE-style HDF5 file
+    keep_flagged: bool = False          # use records that fail a quality check (flags in `reason`)
+    pad_short: bool = False             # zero-pad records of 7 s or more to the model's duration
+    leads: str | tuple = "all"          # "all", "available", or the lead names the user has
+    window_stride_s: float | None = None    # slide windows this far apart over longer records
+    per_window: bool = False            # one output row per window instead of their mean
+
+    @staticmethod
+    def parse_leads(text: str) -> str | tuple:
+        if text in ("all", "available"):
+            return text
+        try:
+            return tuple(normalize_lead_name(name) for name in text.split(",") if name.strip())
+        except ValueError as exc:
+            raise InputError(f"--leads: {exc} (all, available, or names such as I,II,V1)") from None
+
+
 @dataclass
 class Outcome:
     record_id: str
-    ecg: np.ndarray | None          # [leads, samples] standardized, or None when rejected
-    reason: str = ""                # why rejected, or the QC flags of a kept record
+    ecg: np.ndarray | None              # [leads, samples], or [windows, leads, samples]; None when rejected
+    reason: str = ""                    # why rejected, or the QC flags of a kept record
+    leads: dict = field(default_factory=dict)    # leads_present / leads_derived / leads_zeroed
+    starts: list | None = None          # window starts (s), when windowed
 
 
-def settings_for(preprocessing: dict, keep_flagged: bool = False, pad_short: bool = False) -> Settings:
-    """The standardization of training for a model's ``preprocessing``; ``pad_short`` zero-pads
-    records of 7 s or more to the full duration, as the CODE-15% and SaMi-Trop corpora were."""
+def settings_for(preprocessing: dict, options: InputOptions = InputOptions()) -> Settings:
+    """The standardization of training for a model's ``preprocessing``, with the input contract."""
     return Settings(fs=float(preprocessing["fs"]), seconds=float(preprocessing["seconds"]),
-                    leads=tuple(preprocessing["leads"]), keep_flagged=keep_flagged, pad_short=pad_short)
+                    leads=tuple(preprocessing["leads"]), keep_flagged=options.keep_flagged,
+                    pad_short=options.pad_short, zero_missing_leads=options.leads != "all",
+                    window_stride_s=options.window_stride_s)
 
 
-def _standardize(record_id, signal, fs, lead_names, unit, settings) -> Outcome:
+def _standardize(record_id, signal, fs, lead_names, unit, settings, options: InputOptions) -> Outcome:
+    if isinstance(options.leads, tuple):            # only the leads the user declared
+        names = []
+        for name in lead_names:
+            try:
+                names.append(normalize_lead_name(name))
+            except ValueError:
+                names.append(None)
+        absent = [lead for lead in options.leads if lead not in names]
+        if absent:
+            return Outcome(record_id, None, f"declared lead(s) not in the record: {', '.join(absent)}")
+        keep = [k for k, name in enumerate(names) if name in options.leads]
+        signal, lead_names = signal[:, keep], [names[k] for k in keep]
     try:
         ecg, qc = standardize_record(signal, fs, lead_names, unit, settings)
     except RejectRecord as exc:
@@ -56,21 +111,13 @@ def _standardize(record_id, signal, fs, lead_names, unit, settings) -> Outcome:
     notes = [qc["qc_failed"]] if qc.get("qc_failed") else []
     if qc.get("qc_padded_samples"):
         notes.append(f"zero-padded {qc['qc_padded_samples']} samples to {settings.seconds:g} s")
-    return Outcome(record_id, ecg, "; ".join(notes))
+    return Outcome(record_id, ecg, "; ".join(notes), {c: qc.get(c, "") for c in LEAD_COLUMNS},
+                   qc.get("window_starts_s"))
 
 
-def _wfdb_records(folder: Path, settings: Settings) -> tuple[int, Iterator[Outcome]]:
-    reader = WFDBFolderReader(folder, source="input")
-    try:
-        return _reader_records(reader, settings)
-    except FileNotFoundError:
-        raise InputError(f"{folder}: no records found (expected WFDB .hea files, a CODE-style HDF5 file, "
-                         f"or standardized shards with manifest.parquet)") from None
-
-
-def _reader_records(reader, settings: Settings) -> tuple[int, Iterator[Outcome]]:
-    """Any reader of ``ecgfm.readers`` (``items()`` / ``load(item)``); metadata rows without a
-    waveform come out as rejected records."""
+def _reader_records(reader, settings: Settings, options: InputOptions) -> tuple[int, Iterator[Outcome]]:
+    """Any reader (``items()`` / ``load(item)``); metadata rows without a waveform come out as
+    rejected records."""
     items, missing = reader.items()
 
     def gen():
@@ -82,11 +129,53 @@ def _reader_records(reader, settings: Settings) -> tuple[int, Iterator[Outcome]]
             except (RecordError, WfdbError, OSError, ValueError) as exc:
                 yield Outcome(item.record_id, None, f"unreadable: {exc}")
                 continue
-            yield _standardize(item.record_id, raw.signal, raw.fs, raw.lead_names, raw.unit, settings)
+            yield _standardize(item.record_id, raw.signal, raw.fs, raw.lead_names, raw.unit, settings, options)
     return len(items) + len(missing), gen()
 
 
-def _code_records(path: Path, settings: Settings, fs: float, unit: str) -> tuple[int, Iterator[Outcome]]:
+class FileReader:
+    """Every ECG file below a folder (or one file), each read by its format's reader:
+    ``.hea`` WFDB, ``.dcm`` DICOM, ``.xml`` MUSE or CardioSoft, ``.npy``/``.csv`` with a sidecar.
+    The record id is the path relative to the folder without its suffix (with it, where two
+    files would share an id)."""
+
+    SUFFIXES = {".hea": "wfdb", ".dcm": "dicom", ".xml": "xml", ".npy": "array", ".csv": "array"}
+
+    def __init__(self, path):
+        path = Path(path)
+        self.root = path if path.is_dir() else path.parent
+        self.files = sorted(p for p in (path.rglob("*") if path.is_dir() else [path])
+                            if p.is_file() and p.suffix.lower() in self.SUFFIXES)
+
+    def items(self):
+        if not self.files:
+            raise FileNotFoundError(self.root)
+        stems = [f.relative_to(self.root).with_suffix("").as_posix() for f in self.files]
+        items = []
+        for f, stem in zip(self.files, stems):
+            record_id = stem if stems.count(stem) == 1 else f.relative_to(self.root).as_posix()
+            items.append(Item(record_id, f))
+        return items, []
+
+    def load(self, item):
+        path = item.locator
+        kind = self.SUFFIXES[path.suffix.lower()]
+        if kind == "wfdb":
+            rel = path.relative_to(self.root).with_suffix("")
+            return WFDBFolderReader(self.root).load(Item(rel.as_posix(), rel))
+        if kind == "dicom":
+            return read_dicom(path)
+        if kind == "array":
+            return read_array(path)
+        flavour = xml_kind(path)
+        if flavour == "muse":
+            return read_muse_xml(path)
+        if flavour == "cardiosoft":
+            return read_cardiosoft_xml(path)
+        raise RecordError("XML that is neither a MUSE RestingECG nor a CardioSoft CardiologyXML export")
+
+
+def _code_records(path: Path, settings: Settings, options: InputOptions) -> tuple[int, Iterator[Outcome]]:
     import h5py
     f = h5py.File(path, "r")
     tracings = f["tracings"]
@@ -105,12 +194,14 @@ def _code_records(path: Path, settings: Settings, fs: float, unit: str) -> tuple
                 except RecordError as exc:
                     yield Outcome(record_id, None, str(exc))
                     continue
-                yield _standardize(record_id, signal, fs, CODE_LEADS, unit, settings)
+                yield _standardize(record_id, signal, options.fs, CODE_LEADS, options.unit, settings, options)
     return len(ids), gen()
 
 
-def _shard_records(paths: list[Path], settings: Settings) -> tuple[int, Iterator[Outcome]]:
+def _shard_records(paths: list[Path], settings: Settings, options: InputOptions) -> tuple[int, Iterator[Outcome]]:
     import h5py
+
+    from .leads import restrict_to_leads
     shape = (len(settings.leads), settings.n_samples)
     total = 0
     for path in paths:
@@ -119,6 +210,7 @@ def _shard_records(paths: list[Path], settings: Settings) -> tuple[int, Iterator
                 raise InputError(f"{path}: standardized records of shape {tuple(f['ecg'].shape[1:])}, "
                                  f"the model expects {shape}")
             total += len(f["ecg"])
+    keep = options.leads if isinstance(options.leads, tuple) else settings.leads
 
     def gen():
         for path in paths:
@@ -126,43 +218,56 @@ def _shard_records(paths: list[Path], settings: Settings) -> tuple[int, Iterator
                 ids, ecg = f["record_id"].asstr()[:], f["ecg"]
                 for start in range(0, len(ids), 1024):      # contiguous blocks, not a read per record
                     block = np.asarray(ecg[start:start + 1024], dtype=np.float32)
+                    if tuple(keep) != tuple(settings.leads):
+                        block = restrict_to_leads(block, keep, settings.leads)
                     for record_id, x in zip(ids[start:start + 1024], block):
-                        yield Outcome(record_id, x)
+                        yield Outcome(record_id, x, "", _shard_leads(keep, settings.leads))
     return total, gen()
 
 
-def open_input(path, preprocessing: dict, fs: float = 400.0, unit: str = "mV",
-               keep_flagged: bool = False, pad_short: bool = False) -> tuple[str, int, Iterator[Outcome]]:
-    """(format name, number of records, iterator of standardized outcomes) for ``path``, which may
-    also be a reader object of ``ecgfm.readers`` (e.g. ``make_reader("code15", root, "mine")``)."""
+def _shard_leads(keep, leads) -> dict:
+    limb = [lead for lead in leads[:6] if lead in keep]
+    derived = [lead for lead in leads[:6] if lead not in keep] if len(limb) >= 2 else []
+    return {"leads_present": ",".join(lead for lead in leads if lead in keep),
+            "leads_derived": ",".join(derived),
+            "leads_zeroed": ",".join(lead for lead in leads if lead not in keep and lead not in derived)}
+
+
+def open_input(path, preprocessing: dict, options: InputOptions = InputOptions()
+               ) -> tuple[str, int, Iterator[Outcome]]:
+    """(format name, number of records, iterator of standardized outcomes) for ``path``."""
     import h5py
-    settings = settings_for(preprocessing, keep_flagged, pad_short)
+    settings = settings_for(preprocessing, options)
     if hasattr(path, "items") and hasattr(path, "load"):
-        return (type(path).__name__, *_reader_records(path, settings))
+        return (type(path).__name__, *_reader_records(path, settings, options))
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder")
-    if path.is_dir():
-        if (path / "manifest.parquet").exists():
-            shards = sorted(path.glob("shard-*.h5"))
-            if not shards:
-                raise InputError(f"{path}: manifest.parquet but no shard-*.h5 beside it")
-            return ("standardized shards", *_shard_records(shards, settings))
-        return ("WFDB folder", *_wfdb_records(path, settings))
-    if path.suffix.lower() in (".h5", ".hdf5"):
+    if path.is_dir() and (path / "manifest.parquet").exists():
+        shards = sorted(path.glob("shard-*.h5"))
+        if not shards:
+            raise InputError(f"{path}: manifest.parquet but no shard-*.h5 beside it")
+        return ("standardized shards", *_shard_records(shards, settings, options))
+    if path.is_file() and path.suffix.lower() in (".h5", ".hdf5"):
         try:
             with h5py.File(path, "r") as f:
                 keys = set(f.keys())
         except OSError as exc:
             raise InputError(f"{path}: not a readable HDF5 file ({exc})") from None
         if "tracings" in keys:
-            return ("CODE-style HDF5", *_code_records(path, settings, fs, unit))
+            return ("CODE-style HDF5", *_code_records(path, settings, options))
         if "ecg" in keys and "record_id" in keys:
-            return ("standardized shard", *_shard_records([path], settings))
+            return ("standardized shard", *_shard_records([path], settings, options))
         raise InputError(f"{path}: HDF5 without a 'tracings' (CODE layout) or 'ecg' (standardized shard) dataset; "
                          f"it has {sorted(keys)}")
-    raise InputError(f"{path}: unknown input format (expected a WFDB folder, a CODE-style .hdf5 file, "
-                     f"or standardized shards)")
+    reader = FileReader(path)
+    if not reader.files:
+        what = "no records found" if path.is_dir() else "unknown input format"
+        raise InputError(f"{path}: {what} (expected WFDB .hea, DICOM .dcm, MUSE or CardioSoft .xml, "
+                         f".npy/.csv with a JSON sidecar, a CODE-style .hdf5 file, or standardized shards)")
+    kinds = sorted({FileReader.SUFFIXES[f.suffix.lower()] for f in reader.files})
+    name = {"wfdb": "WFDB folder", "dicom": "DICOM", "xml": "XML", "array": "arrays"}
+    return (" + ".join(name[k] for k in kinds), *_reader_records(reader, settings, options))
 
 
 def batched(outcomes: Iterator[Outcome], size: int) -> Iterator[list[Outcome]]:
@@ -177,28 +282,43 @@ def batched(outcomes: Iterator[Outcome], size: int) -> Iterator[list[Outcome]]:
 
 
 def run_records(path, preprocessing: dict, fn, batch_size: int = 256, progress: bool = False,
-                columns="embedding", **input_options):
+                columns="embedding", options: InputOptions = InputOptions(), aggregate=None):
     """Standardize every record of ``path`` and apply ``fn`` ([n, leads, samples] -> [n, k]) in
     batches. Returns a DataFrame: ``record_id``, ``status`` (ok / rejected), ``reason`` (the
-    rejection, or a kept record's QC flags), then either one list column named ``columns`` or,
-    when ``columns`` is a list, one column per output."""
+    rejection, or a kept record's QC flags), the lead provenance columns, then either one list
+    column named ``columns`` or, when ``columns`` is a list, one column per output. A windowed
+    record's outputs are combined by ``aggregate`` (default: the mean over its windows), or kept
+    one row per window (``window``, ``start_s``) with ``options.per_window``."""
     import pandas as pd
     from tqdm import tqdm
-    fmt, total, outcomes = open_input(path, preprocessing, **input_options)
-    ids, status, reasons, values = [], [], [], []
+    aggregate = aggregate or (lambda values: values.mean(axis=0))
+    fmt, total, outcomes = open_input(path, preprocessing, options)
+    rows = []
     bar = tqdm(total=total, unit="rec", desc=f"{fmt}", disable=not progress)
     for batch in batched(outcomes, batch_size):
         ok = [o for o in batch if o.ecg is not None]
-        out = fn(np.stack([o.ecg for o in ok])) if ok else np.empty((0, 0))
-        rows = iter(out)
+        stacked = [o.ecg if o.ecg.ndim == 3 else o.ecg[None] for o in ok]
+        out = fn(np.concatenate(stacked)) if ok else np.empty((0, 0))
+        parts = iter(np.split(out, np.cumsum([len(s) for s in stacked])[:-1]) if ok else [])
         for o in batch:
-            ids.append(o.record_id)
-            status.append("ok" if o.ecg is not None else "rejected")
-            reasons.append(o.reason)
-            values.append(next(rows) if o.ecg is not None else None)
+            base = {"record_id": o.record_id, "status": "ok" if o.ecg is not None else "rejected",
+                    "reason": o.reason, **{c: o.leads.get(c) for c in LEAD_COLUMNS}}
+            if o.ecg is None:
+                rows.append({**base, "value": None})
+                continue
+            values = next(parts)
+            if options.per_window and o.starts is not None:
+                rows += [{**base, "window": k, "start_s": start, "value": v}
+                         for k, (start, v) in enumerate(zip(o.starts, values))]
+            else:
+                rows.append({**base, "windows": len(values) if o.starts else None, "value": aggregate(values)})
         bar.update(len(batch))
     bar.close()
-    frame = pd.DataFrame({"record_id": ids, "status": status, "reason": reasons})
+    frame = pd.DataFrame(rows)
+    for col in ("window", "start_s", "windows"):
+        if col in frame and frame[col].isna().all():
+            frame = frame.drop(columns=col)
+    values = frame.pop("value") if len(frame) else pd.Series(dtype=object)
     if isinstance(columns, str):
         frame[columns] = [None if v is None else np.asarray(v, dtype=np.float32) for v in values]
     else:
@@ -208,8 +328,21 @@ def run_records(path, preprocessing: dict, fn, batch_size: int = 256, progress: 
     return frame
 
 
-def predict_records(model, config: dict, path, batch_size: int = 256, progress: bool = False, **input_options):
-    """Probabilities of each task of a fine-tuned classifier (``ecgfm.finetune.load_classifier``)."""
+def embed_records(encoder, path, batch_size: int = 256, progress: bool = False,
+                  options: InputOptions = InputOptions()):
+    """Embeddings of every record of ``path`` with a loaded ``ecgfm.encoder.Encoder``: a
+    DataFrame, one row per record (or window), the embedding a list column."""
+    from .encoder import embed_array
+    return run_records(path, encoder.config["preprocessing"],
+                       lambda x: embed_array(encoder.model, x, batch_size, encoder.device),
+                       batch_size, progress, "embedding", options)
+
+
+def predict_records(model, config: dict, path, batch_size: int = 256, progress: bool = False,
+                    options: InputOptions = InputOptions()):
+    """Probabilities of each task of a fine-tuned classifier (``ecgfm.finetune.load_classifier``);
+    where the classifier carries decision thresholds (chosen on the validation fold), also one
+    0/1 column per task, ``<task>_positive``."""
     import torch
 
     from .finetune import predict_logits
@@ -217,5 +350,11 @@ def predict_records(model, config: dict, path, batch_size: int = 256, progress: 
 
     def probabilities(x):
         return torch.sigmoid(torch.from_numpy(predict_logits(model, x, batch_size, device))).numpy()
-    return run_records(path, config["preprocessing"], probabilities, batch_size, progress, list(config["tasks"]),
-                       **input_options)
+    tasks = list(config["tasks"])
+    frame = run_records(path, config["preprocessing"], probabilities, batch_size, progress, tasks, options)
+    for label in config.get("labels", []):
+        if label.get("threshold") is not None and label["task"] in frame:
+            p = frame[label["task"]]
+            frame[f"{label['task']}_positive"] = (p >= label["threshold"]).astype("Int64").where(p.notna())
+    return frame
+

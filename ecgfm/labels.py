@@ -12,6 +12,9 @@ import ast
 import pandas as pd
 
 SUPERCLASSES = ("NORM", "MI", "STTC", "CD", "HYP")
+# the superclasses' names as PTB-XL's authors give them (Wagner et al. 2020, Table 4)
+SUPERCLASS_NAMES = {"NORM": "normal ECG", "MI": "myocardial infarction", "STTC": "ST/T change",
+                    "CD": "conduction disturbance", "HYP": "hypertrophy"}
 
 
 def diagnostic_map(scp_statements: pd.DataFrame) -> dict[str, str]:
@@ -32,6 +35,14 @@ def superclass_labels(scp_codes: pd.Series, scp_statements: pd.DataFrame) -> pd.
     out = pd.DataFrame(rows, index=scp_codes.index)
     out["has_superclass"] = out[list(SUPERCLASSES)].any(axis=1)
     return out
+
+
+def label_definitions(scp_statements: pd.DataFrame, tasks) -> list[dict]:
+    """What each task's output means: its superclass, name and the diagnostic SCP codes that
+    make a record positive (``scp_statements.csv``)."""
+    mapping = diagnostic_map(scp_statements)
+    return [{"task": task, "name": SUPERCLASS_NAMES.get(task, task),
+             "scp_codes": sorted(code for code, cls in mapping.items() if cls == task)} for task in tasks]
 
 
 def split_of_fold(folds: dict) -> dict[int, str]:

@@ -3,7 +3,9 @@
 Every reader selects leads by *name*, never by position, through `normalize_lead_name`.
 Einthoven's and Goldberger's laws tie the six limb leads to two of them (I and II);
 `derive_limb_leads` applies them and `limb_lead_residuals` measures how far a record
-departs from them (which catches swapped or mislabelled leads).
+departs from them (which catches swapped or mislabelled leads). `complete_leads` builds the
+leads a model expects from the ones a record has: missing limb leads are derived exactly from any
+two recorded ones, and other missing leads are zeros, declared as such.
 """
 from __future__ import annotations
 
@@ -75,3 +77,56 @@ def limb_lead_residuals(ecg: np.ndarray) -> dict[str, float]:
         resid = (lead - lead.mean()) - expected
         out[name] = float(np.sqrt(np.mean(resid**2)) / scale)
     return out
+
+
+LIMB_LEADS = CANONICAL_LEADS[:6]
+# each limb lead as a combination of leads I and II (Einthoven: III = II - I; Goldberger: aVR, aVL, aVF)
+LIMB_BASIS = {"I": (1.0, 0.0), "II": (0.0, 1.0), "III": (-1.0, 1.0), "aVR": (-0.5, -0.5), "aVL": (1.0, -0.5),
+              "aVF": (-0.5, 1.0)}
+
+
+def complete_leads(columns: dict, wanted, zero_missing: bool) -> tuple[np.ndarray, dict]:
+    """The leads ``wanted`` ([len(wanted), n]) from ``columns`` (canonical lead name -> signal [n]).
+
+    A wanted limb lead the record lacks is derived exactly when two limb leads are recorded (any two
+    determine all six; I and II are preferred); any other missing lead is zeros when
+    ``zero_missing``, else ``ValueError`` names the missing leads. Returns the array and
+    ``{"present": [...], "derived": [...], "zeroed": [...]}`` (lead names, in ``wanted`` order).
+    """
+    wanted = list(wanted)
+    if not columns:
+        raise ValueError("no standard lead in the record")
+    n = len(next(iter(columns.values())))
+    recorded_limb = [lead for lead in LIMB_LEADS if lead in columns]
+    derivable = {}
+    if len(recorded_limb) >= 2 and any(lead not in columns for lead in wanted if lead in LIMB_LEADS):
+        a, b = ("I", "II") if {"I", "II"} <= set(recorded_limb) else recorded_limb[:2]
+        basis = np.array([LIMB_BASIS[a], LIMB_BASIS[b]])             # [a; b] = basis @ [I; II]
+        i, ii = np.linalg.solve(basis, np.stack([columns[a], columns[b]]).astype(np.float64))
+        derivable = {lead: (w_i * i + w_ii * ii).astype(np.float32) for lead, (w_i, w_ii) in LIMB_BASIS.items()}
+    info = {"present": [], "derived": [], "zeroed": []}
+    out = np.empty((len(wanted), n), dtype=np.float32)
+    for k, lead in enumerate(wanted):
+        if lead in columns:
+            out[k], kind = columns[lead], "present"
+        elif lead in derivable:
+            out[k], kind = derivable[lead], "derived"
+        elif zero_missing:
+            out[k], kind = 0.0, "zeroed"
+        else:
+            missing = [w for w in wanted if w not in columns and w not in derivable]
+            raise ValueError(f"missing lead(s): {', '.join(missing)}")
+        info[kind].append(lead)
+    return out, info
+
+
+def restrict_to_leads(ecg: np.ndarray, keep, leads=CANONICAL_LEADS) -> np.ndarray:
+    """Standardized ECGs [..., len(leads), n] as a device recording only ``keep`` would give them
+    to ``complete_leads``: the other limb leads derived when two limb leads are kept, every other
+    lead zero. What the lead-subset evaluation feeds an encoder."""
+    ecg = np.asarray(ecg, dtype=np.float32)
+    flat = ecg.reshape(-1, len(leads), ecg.shape[-1])
+    out = np.empty_like(flat)
+    for r in range(len(flat)):
+        out[r] = complete_leads({lead: flat[r, k] for k, lead in enumerate(leads) if lead in keep}, leads, True)[0]
+    return out.reshape(ecg.shape)

@@ -109,6 +109,18 @@ def paired_auroc_difference(y_true, scores_a, scores_b, resamples: int, seed: in
     return float(diff[0]), float(low), float(high)
 
 
+def f1_threshold(y_true, y_score) -> float:
+    """The score threshold (predict positive at or above it) with the highest F1 on these
+    records; ties go to the higher threshold."""
+    y = np.asarray(y_true).astype(bool)
+    order = np.argsort(-np.asarray(y_score, dtype=np.float64), kind="mergesort")
+    s, yy = np.asarray(y_score, dtype=np.float64)[order], y[order]
+    last = np.r_[s[1:] != s[:-1], True]                  # the last record of each run of equal scores
+    tp, fp = np.cumsum(yy)[last], np.cumsum(~yy)[last]
+    f1 = 2 * tp / np.maximum(2 * tp + fp + (y.sum() - tp), 1)
+    return float(s[last][int(np.argmax(f1))])
+
+
 def criteria(values: dict) -> float:
     """The paper's "criteria": the sum of the four tasks' AUROCs and AUPRCs."""
     return float(sum(values.values()))

@@ -529,41 +529,46 @@ class UKBiobankReader:
         return items, rejected
 
     def load(self, item):
-        from defusedxml import ElementTree
-        from defusedxml.common import DefusedXmlException
-        try:
-            root = ElementTree.parse(self.root / item.locator).getroot()
-        except DefusedXmlException as exc:
-            raise RecordError(f"refused XML: {type(exc).__name__} (entity or DTD tricks)") from None
-        except ElementTree.ParseError as exc:
-            raise RecordError(f"unreadable XML: {exc}") from None
-        strip = root.find(".//StripData")
-        if strip is None:
-            raise RecordError("no StripData element (not a resting ECG export?)")
-        try:
-            fs = float(strip.findtext("SampleRate"))
-            resolution = strip.find("Resolution")
-            uv = float(resolution.text)
-        except (TypeError, ValueError, AttributeError):
-            raise RecordError("StripData lacks a numeric SampleRate or Resolution") from None
-        units = resolution.get("units")
-        if (units or "").lower() != self.resolution_units.lower():
-            raise RecordError(f"Resolution is in units={units!r}, not {self.resolution_units!r} "
-                              f"(microvolts per count): its scale is unknown")
-        names, columns = [], []
-        for wave in strip.findall("WaveformData"):
-            names.append(wave.get("lead", ""))
-            columns.append(np.array([int(v) for v in wave.text.replace("\n", "").split(",") if v.strip()],
-                                    dtype=np.float32))
-        if not columns:
-            raise RecordError("no WaveformData element")
-        n = min(len(c) for c in columns)
-        signal = np.column_stack([c[:n] for c in columns]) * uv
-        meta = {"orig_unit": f"{uv:g} uV/count", "stored_leads": len(columns), "mv_per_unit": uv * 1e-3}
-        age = root.findtext(".//PatientInfo/Age")
-        meta["age"] = float(age) if age and age.strip().isdigit() else None
-        meta["sex"] = {"MALE": "M", "FEMALE": "F"}.get((root.findtext(".//PatientInfo/Gender") or "").upper())
-        return RawRecord(signal, fs, names, "uV", meta)
+        return read_cardiosoft_xml(self.root / item.locator, self.resolution_units)
+
+
+def read_cardiosoft_xml(path, resolution_units: str = "uVperLsb") -> RawRecord:
+    """One GE CardioSoft resting ECG XML export (UK Biobank's field 20205), see ``UKBiobankReader``."""
+    from defusedxml import ElementTree
+    from defusedxml.common import DefusedXmlException
+    try:
+        root = ElementTree.parse(path).getroot()
+    except DefusedXmlException as exc:
+        raise RecordError(f"refused XML: {type(exc).__name__} (entity or DTD tricks)") from None
+    except ElementTree.ParseError as exc:
+        raise RecordError(f"unreadable XML: {exc}") from None
+    strip = root.find(".//StripData")
+    if strip is None:
+        raise RecordError("no StripData element (not a resting ECG export?)")
+    try:
+        fs = float(strip.findtext("SampleRate"))
+        resolution = strip.find("Resolution")
+        uv = float(resolution.text)
+    except (TypeError, ValueError, AttributeError):
+        raise RecordError("StripData lacks a numeric SampleRate or Resolution") from None
+    units = resolution.get("units")
+    if (units or "").lower() != resolution_units.lower():
+        raise RecordError(f"Resolution is in units={units!r}, not {resolution_units!r} "
+                          f"(microvolts per count): its scale is unknown")
+    names, columns = [], []
+    for wave in strip.findall("WaveformData"):
+        names.append(wave.get("lead", ""))
+        columns.append(np.array([int(v) for v in wave.text.replace("\n", "").split(",") if v.strip()],
+                                dtype=np.float32))
+    if not columns:
+        raise RecordError("no WaveformData element")
+    n = min(len(c) for c in columns)
+    signal = np.column_stack([c[:n] for c in columns]) * uv
+    meta = {"orig_unit": f"{uv:g} uV/count", "stored_leads": len(columns), "mv_per_unit": uv * 1e-3}
+    age = root.findtext(".//PatientInfo/Age")
+    meta["age"] = float(age) if age and age.strip().isdigit() else None
+    meta["sex"] = {"MALE": "M", "FEMALE": "F"}.get((root.findtext(".//PatientInfo/Gender") or "").upper())
+    return RawRecord(signal, fs, names, "uV", meta)
 
 
 READERS = {

@@ -387,6 +387,49 @@ def write_outputs(stem: str | Path, long: pd.DataFrame, md: str, page: str) -> l
     return paths
 
 
+# --- fewer leads (not a table of the paper) -------------------------------------------------------
+LEAD_TABLE_CAPTION = (
+    "Fewer leads: each method's chosen encoder on PTB-XL fold 10 when only some leads are recorded "
+    "(limb leads derived from two kept ones, the others zero, as ecgfm embed feeds them): AUROC of a "
+    "linear probe trained on that subset, and of the fine-tuned 12-lead model given that subset. "
+    "Subsets that give the same input (I+II and the six limb leads; 8 independent leads and 12) are "
+    "the same rows. 95% bootstrap intervals in the CSV.")
+
+
+def lead_table(rows: pd.DataFrame, best: dict, subsets) -> pd.DataFrame:
+    """Long: method, subset, protocol (probe / fine-tuned), task (and ``mean``), value, CI."""
+    test = rows[(rows["split"] == "test") & (rows["metric"] == "AUROC")]
+    method_of = {choice["model"]: method for method, choice in best.items()}
+    out = test.assign(key=test["model"].map(method_of), subset=test["setting"].str.replace("leads=", "", n=1),
+                      protocol=test["protocol"].map({"lead_subset_probe": "linear probe",
+                                                     "lead_subset_finetune": "fine-tuned (12 leads)"}))
+    keep = ["key", "model", "subset", "protocol", "task", "value", "ci_low", "ci_high"]
+    out = out[keep]
+    mean = out.groupby(["key", "model", "subset", "protocol"], sort=False)["value"].mean().reset_index()
+    out = pd.concat([out, mean.assign(task="mean")], ignore_index=True)
+    order = {name: k for k, name in enumerate(subsets)}
+    return out.sort_values(["key", "protocol", "subset"], key=lambda c: c.map(order) if c.name == "subset" else c,
+                           kind="stable", ignore_index=True)
+
+
+def write_lead_table(rows: pd.DataFrame, best: dict, subsets, stem) -> list[Path]:
+    long = lead_table(rows, best, subsets)
+    wide = (long.assign(column=long["task"]).pivot_table(index=["key", "protocol", "subset"], columns="column",
+                                                         values="value", sort=False)
+            .reset_index())
+    wide["subset"] = pd.Categorical(wide["subset"], categories=list(subsets), ordered=True)
+    wide = wide.sort_values(["key", "protocol", "subset"]).reset_index(drop=True)
+    tasks = [c for c in ("MI", "STTC", "CD", "HYP", "mean") if c in wide.columns]
+    wide = wide[["key", "protocol", "subset", *tasks]]
+    for col in tasks:
+        wide[col] = wide[col].map(lambda v: _fmt(v))
+    wide = wide.rename(columns={"key": "method", "subset": "leads", **{t: f"AUROC {t}" for t in tasks}})
+    wide["leads"] = wide["leads"].astype(str)
+    sections = {"ours": wide}
+    return write_outputs(stem, long, markdown_page(LEAD_TABLE_CAPTION, sections),
+                         html_page("Fewer leads", LEAD_TABLE_CAPTION, sections))
+
+
 # --- Figures 3-4 -----------------------------------------------------------------------------------
 def architecture_figure(rows: pd.DataFrame, method: str, tasks, stem: str | Path, split: str = "validation"):
     """Box plots of one method's linear-probe AUROC per task (rows) by patch size, depth and width

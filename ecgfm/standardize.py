@@ -4,7 +4,9 @@ Pure functions on arrays; no file I/O here (``ecgfm.shards`` writes, ``ecgfm.rea
 Every number comes from the ``standardize`` block of the config (see ``Settings``).
 
 Order of operations in ``standardize_record`` and why:
- 1. leads selected by name into canonical order -> a missing lead is a rejection;
+ 1. leads selected by name into canonical order (missing limb leads derived exactly from two
+    recorded ones) -> any other missing lead is a rejection, or zeros where the settings allow
+    (inference on records with fewer leads; zeroed leads are left out of the quality checks);
  2. to mV with the unit the reader reports (times the source's ``amplitude_scale``, 1 unless a
     user corrects a known scale error);
  3. sampling-rate check against what the source is known to use (a header that lies);
@@ -12,7 +14,8 @@ Order of operations in ``standardize_record`` and why:
  5. NaN runs: short ones are interpolated (and counted), long ones fail the record;
  6. flat leads and saturation, on the original samples (where ADC plateaus are exact);
  7. anti-aliased polyphase resampling to the target rate (``scipy.signal.resample_poly``);
- 8. centre crop to the target length, or zero padding when the config allows (flagged);
+ 8. centre crop to the target length, or zero padding when the config allows (flagged); or, for
+    inference on longer records, every window of the target length at a stride;
  9. amplitude plausibility (unit errors) and limb-lead consistency (swapped leads).
 
 The QC values returned include ``lead_peak_to_peak_mv`` (one value per lead), which
@@ -27,7 +30,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.signal import firwin, resample_poly
 
-from .leads import CANONICAL_LEADS, lead_index, limb_lead_residuals
+from .leads import CANONICAL_LEADS, complete_leads, lead_index, limb_lead_residuals
 from .wfdb import unit_to_mv
 
 
@@ -61,6 +64,8 @@ class Settings:
     expected_fs: float | None = None
     keep_flagged: bool = False
     amplitude_scale: float = 1.0      # a per-source correction of a known scale error (x after mV)
+    zero_missing_leads: bool = False  # a lead the record lacks (and cannot derive) is zeros, not a rejection
+    window_stride_s: float | None = None   # None: centre crop; else sliding windows this far apart
     qc: QCSettings = field(default_factory=QCSettings)
 
     @property
@@ -175,26 +180,42 @@ def peak_to_peak_mv(x: np.ndarray, tail: float = 0.005) -> float:
 
 # --- one record ----------------------------------------------------------------------------
 
-def select_leads(signal: np.ndarray, names: list[str], wanted: tuple[str, ...]) -> np.ndarray:
-    """[n_samples, n_sig] with named columns -> [len(wanted), n_samples], by lead name."""
+def select_leads(signal: np.ndarray, names: list[str], wanted: tuple[str, ...],
+                 zero_missing: bool = False) -> tuple[np.ndarray, dict]:
+    """[n_samples, n_sig] with named columns -> ([len(wanted), n_samples], lead provenance), by
+    lead name (``ecgfm.leads.complete_leads``: missing limb leads derived from two recorded ones,
+    other missing leads a rejection, or zeros with ``zero_missing``)."""
     try:
         index = lead_index(names)
+        return complete_leads({lead: signal[:, k] for lead, k in index.items()}, wanted, zero_missing)
     except ValueError as exc:
         raise RejectRecord(str(exc)) from None
-    missing = [lead for lead in wanted if lead not in index]
-    if missing:
-        raise RejectRecord(f"missing lead(s): {', '.join(missing)}")
-    return np.ascontiguousarray(signal[:, [index[lead] for lead in wanted]].T)
+
+
+def window_starts(length: int, n: int, stride: int) -> list[int]:
+    """Starts of windows of ``n`` samples every ``stride`` samples over ``length``, plus one ending
+    at the last sample when the stride leaves a tail, so that no sample is left out ([0] when the
+    record is no longer than a window)."""
+    if length <= n:
+        return [0]
+    starts = list(range(0, length - n + 1, max(1, stride)))
+    if starts[-1] + n < length:
+        starts.append(length - n)
+    return starts
 
 
 def standardize_record(signal: np.ndarray, fs: float, lead_names: list[str], unit: str,
                        settings: Settings) -> tuple[np.ndarray, dict]:
-    """One raw record -> ([12, n_samples] float32 in mV at ``settings.fs``, QC values).
+    """One raw record -> ([12, n_samples] float32 in mV at ``settings.fs``, QC values); with
+    ``settings.window_stride_s``, every window instead: [windows, 12, n_samples], their starts in
+    seconds in the QC values (``window_starts_s``).
 
-    Raises ``RejectRecord`` with the reason when the record fails a check.
+    Raises ``RejectRecord`` with the reason when the record fails a check. The QC values say which
+    leads were recorded, derived and zeroed (``leads_present``, ``leads_derived``, ``leads_zeroed``).
     """
     qc = settings.qc
-    x = select_leads(signal, lead_names, settings.leads)
+    x, provenance = select_leads(signal, lead_names, settings.leads, settings.zero_missing_leads)
+    real = np.array([lead not in provenance["zeroed"] for lead in settings.leads])
     try:
         x = x * np.float32(unit_to_mv(unit) * settings.amplitude_scale)
     except ValueError as exc:
@@ -216,24 +237,30 @@ def standardize_record(signal: np.ndarray, fs: float, lead_names: list[str], uni
             failed.append(f"NaN run of {run} samples ({run / fs:.2f} s) > {qc.max_nan_run_s:g} s")
         x = interpolate_nans(x)
     std = x.std(axis=-1)
-    flat = [settings.leads[i] for i in np.flatnonzero(std < qc.flat_std_mv)]
+    flat = [settings.leads[i] for i in np.flatnonzero((std < qc.flat_std_mv) & real)]
     if flat:
         failed.append(f"flat lead(s) (std < {qc.flat_std_mv:g} mV): {', '.join(flat)}")
-    sat = saturation_fraction(x)
+    sat = saturation_fraction(x[real])
     if sat > qc.max_saturation_fraction:
         failed.append(f"saturated: {sat:.1%} of a lead's samples at its extreme value")
     y = resample(x, fs, settings.fs)
-    y, n_padded = crop_or_pad(y, settings.n_samples, settings.pad_short)
+    starts = None
+    if settings.window_stride_s is not None and y.shape[-1] > settings.n_samples:
+        starts = window_starts(y.shape[-1], settings.n_samples, int(round(settings.window_stride_s * settings.fs)))
+        n_padded = 0
+    else:
+        y, n_padded = crop_or_pad(y, settings.n_samples, settings.pad_short)
     lead_amp = lead_peak_to_peak_mv(y)
-    amp = float(np.median(lead_amp))
+    amp = float(np.median(lead_amp[real]))
     lo, hi = qc.amplitude_range_mv
     if not lo <= amp <= hi:
         failed.append(f"implausible amplitude: median peak-to-peak {amp:.3g} mV outside "
                       f"[{lo:g}, {hi:g}] mV (wrong unit?)")
     values = {"qc_nan_samples": n_nan, "qc_padded_samples": n_padded, "qc_saturation": sat,
               "qc_peak_to_peak_mv": amp, "qc_limb_residual": np.nan,
-              "lead_peak_to_peak_mv": lead_amp.astype(np.float32)}
-    if settings.leads == CANONICAL_LEADS:
+              "lead_peak_to_peak_mv": lead_amp.astype(np.float32),
+              **{f"leads_{kind}": ",".join(names) for kind, names in provenance.items()}}
+    if settings.leads == CANONICAL_LEADS and real[:6].all():
         residuals = limb_lead_residuals(y)
         worst = max(residuals, key=residuals.get)
         values["qc_limb_residual"] = residuals[worst]
@@ -243,4 +270,7 @@ def standardize_record(signal: np.ndarray, fs: float, lead_names: list[str], uni
     if failed and not settings.keep_flagged:
         raise RejectRecord("; ".join(failed))
     values["qc_failed"] = "; ".join(failed)
+    if starts is not None:
+        values["window_starts_s"] = [start / settings.fs for start in starts]
+        y = np.stack([y[:, start : start + settings.n_samples] for start in starts])
     return np.ascontiguousarray(y, dtype=np.float32), values

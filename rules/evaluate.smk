@@ -1,7 +1,8 @@
 # Stage 3: evaluation on PTB-XL (ecgfm/evaluate.py): labels and folds, cached embeddings, linear
 # probing of every encoder of the grid and of random-init encoders, fine-tuning of every encoder
-# (4 tasks jointly), the supervised ViT and 1D-ResNet50 baselines, and the choice of each
-# method's best architecture on fold-9 results (a checkpoint: what comes after depends on it).
+# (4 tasks jointly), the supervised ViT and 1D-ResNet50 baselines, the choice of each method's
+# best architecture on fold-9 results (a checkpoint: what comes after depends on it), and what
+# each chosen encoder does with fewer leads.
 EVAL = f"{RESULTS}/eval"
 PTBXL = f"{RESULTS}/standardized/ptbxl"
 GPU_JOB = config["evaluation"]["resources"]["gpu"]
@@ -13,7 +14,8 @@ rule ptbxl_labels:
         manifest=f"{PTBXL}/manifest.parquet",
         raw=lambda wc: raw_input_of("ptbxl"),
     output:
-        f"{EVAL}/labels.parquet",
+        table=f"{EVAL}/labels.parquet",
+        definitions=f"{EVAL}/label_definitions.json",
     params:
         scp=lambda wc: f"{raw_dir(config, 'ptbxl')}/scp_statements.csv",
         folds=config["evaluation"]["folds"],
@@ -76,6 +78,7 @@ rule linear_probe:
 rule finetune:
     input:
         labels=f"{EVAL}/labels.parquet",
+        definitions=f"{EVAL}/label_definitions.json",
         manifest=f"{PTBXL}/manifest.parquet",
         encoder=f"{RESULTS}/pretrain/{{model}}/encoder.safetensors",
     output:
@@ -107,6 +110,7 @@ rule finetune:
 use rule finetune as supervised_vit with:
     input:
         labels=f"{EVAL}/labels.parquet",
+        definitions=f"{EVAL}/label_definitions.json",
         manifest=f"{PTBXL}/manifest.parquet",
     wildcard_constraints:
         model=SUPERVISED_VIT,
@@ -127,6 +131,7 @@ use rule supervised_vit as supervised_resnet with:
         rows=f"{EVAL}/finetune/{{model}}/results.parquet",
     wildcard_constraints:
         model="ResNet50",
+    priority: 1   # it needs only the labels: start it as soon as a worker is free, not last
 
 
 checkpoint select_architectures:
@@ -140,6 +145,35 @@ checkpoint select_architectures:
         "../envs/data.yaml"
     script:
         "../workflow_scripts/select_architectures.py"
+
+
+rule lead_subsets:
+    input:
+        labels=f"{EVAL}/labels.parquet",
+        manifest=f"{PTBXL}/manifest.parquet",
+        encoder=f"{RESULTS}/pretrain/{{model}}/encoder.safetensors",
+        finetuned=f"{EVAL}/finetune/{{model}}/model.safetensors",
+    output:
+        f"{EVAL}/lead_subsets/{{model}}.parquet",
+    wildcard_constraints:
+        model=SSL_MODEL,
+    params:
+        subsets=config["evaluation"]["lead_subsets"],
+        settings=probe_settings(config),
+        tasks=config["evaluation"]["tasks"],
+    threads: GPU_JOB["cpus_per_task"]
+    resources:
+        gpu=GPU_JOB["gpus"],
+        mem_mb=GPU_JOB["mem_mb"],
+        runtime=GPU_JOB["runtime"],
+    log:
+        f"{RESULTS}/logs/eval/lead_subsets/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/eval/lead_subsets/{{model}}.tsv"
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow_scripts/lead_subsets.py"
 
 
 rule collect_results:

@@ -78,6 +78,25 @@ rule table7:
         "../workflow_scripts/corpus_tables.py"
 
 
+rule lead_table:
+    input:
+        rows=f"{EVAL}/lead_subsets.parquet",
+        best=f"{EVAL}/best_architectures.json",
+    output:
+        csv=f"{TABLES}/leads.csv",
+        md=f"{TABLES}/leads.md",
+        html=report(f"{TABLES}/leads.html", caption="captions/leads.rst", category="Tables",
+                    labels={"table": "Fewer leads"}),
+    params:
+        subsets=list(config["evaluation"]["lead_subsets"]),
+    log:
+        f"{RESULTS}/logs/report/leads.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/lead_table.py"
+
+
 rule figure:
     input:
         f"{EVAL}/linear_probe.parquet",

@@ -80,3 +80,12 @@ def tiny_pretrain_settings(method="HL", **overrides):
                     tensorboard=False, lr=2e-3)
     settings.update(overrides)
     return settings
+
+
+@pytest.fixture(scope="session")
+def demo_model(demo_shards, tmp_path_factory):
+    """A small HL encoder pretrained for a few steps on the demo shards (the pretraining output)."""
+    from ecgfm.pretrain import pretrain
+    out = tmp_path_factory.mktemp("demo-model") / "HL_p250_d1_e32"
+    pretrain(tiny_pretrain_settings(steps=8, checkpoint_every=8), [demo_shards], out, progress=False)
+    return out

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import REPO, shared_or_skip, tiny_pretrain_settings
+from conftest import REPO, shared_or_skip
 from ecgfm.readers import make_reader
 from ecgfm.standardize import Settings, standardize_record
 
@@ -18,15 +18,6 @@ TASKS = ["MI", "STTC", "CD", "HYP"]
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "ecgfm.cli", *map(str, args), "--quiet"], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def demo_model(demo_shards, tmp_path_factory):
-    """A small HL encoder pretrained for a few steps on the demo shards (the pretraining output)."""
-    from ecgfm.pretrain import pretrain
-    out = tmp_path_factory.mktemp("demo-model") / "HL_p250_d1_e32"
-    pretrain(tiny_pretrain_settings(steps=8, checkpoint_every=8), [demo_shards], out, progress=False)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +34,9 @@ def test_cli_embedding_equals_the_api_on_the_standardized_array(demo_model, wfdb
     assert run.returncode == 0, run.stderr
     assert "WFDB folder: 12 records embedded, 0 rejected" in run.stderr
     frame = pd.read_parquet(tmp_path / "e.parquet")
-    assert list(frame.columns) == ["record_id", "status", "reason", "embedding"] and len(frame) == 12
+    assert list(frame.columns) == ["record_id", "status", "reason", "leads_present", "leads_derived", "leads_zeroed",
+                                   "embedding"] and len(frame) == 12
+    assert set(frame["leads_present"]) == {"I,II,III,aVR,aVL,aVF,V1,V2,V3,V4,V5,V6"} and set(frame["leads_zeroed"]) == {""}
     encoder = load_encoder(demo_model)
     reader = make_reader("wfdb", wfdb_folder, "x")
     items, _ = reader.items()
@@ -125,14 +118,15 @@ def test_malformed_inputs_give_clear_errors(demo_model, tmp_path):
         f["tracings"] = np.zeros((2, 4096, 8), np.float32)
     run = _cli("embed", "--model", demo_model, "--input", tmp_path / "eight.hdf5", "--out", tmp_path / "o.parquet")
     assert run.returncode == 2 and "expected [records, samples, 12]" in run.stderr
-    # a record with the wrong lead set is listed as rejected, with the missing leads named
+    # a record without the leads the model needs is listed as rejected, with the missing leads named (the
+    # limb leads it lacks are derived from I and II)
     from ecgfm.wfdb import write_record
     (tmp_path / "three").mkdir()
     write_record(tmp_path / "three", "r1", np.zeros((5000, 3), np.int16), 500, ["I", "II", "V1"])
     run = _cli("embed", "--model", demo_model, "--input", tmp_path / "three", "--out", tmp_path / "t.parquet")
     assert run.returncode == 0, run.stderr
     row = pd.read_parquet(tmp_path / "t.parquet").iloc[0]
-    assert row["status"] == "rejected" and row["reason"].startswith("missing lead(s): III, aVR")
+    assert row["status"] == "rejected" and row["reason"] == "missing lead(s): V2, V3, V4, V5, V6"
     assert not (tmp_path / "o.parquet").exists()
     # a header whose signal file lies outside its folder: listed as rejected, the file never read
     (tmp_path / "crafted").mkdir()
@@ -156,7 +150,8 @@ def test_predict_writes_a_probability_per_task(demo_model, wfdb_folder, tmp_path
     run = _cli("predict", "--model", tmp_path / "ft", "--input", wfdb_folder, "--out", tmp_path / "p.csv")
     assert run.returncode == 0, run.stderr
     frame = pd.read_csv(tmp_path / "p.csv")
-    assert list(frame.columns) == ["record_id", "status", "reason", *TASKS] and len(frame) == 12
+    assert list(frame.columns) == ["record_id", "status", "reason", "leads_present", "leads_derived", "leads_zeroed",
+                                   *TASKS] and len(frame) == 12
     assert frame[TASKS].apply(lambda c: c.between(0, 1)).all().all()
     reader = make_reader("wfdb", wfdb_folder, "x")
     raw = reader.load(reader.items()[0][0])
@@ -189,9 +184,10 @@ def test_short_code_exams_are_rejected_or_padded_on_request(demo_model, wfdb_fol
 def test_api_embeds_records_of_a_project_reader(demo_model, tmp_path):
     from ecgfm import load_encoder
     from ecgfm.demo import write_demo_source
+    from ecgfm.inference import InputOptions, embed_records
     counts = write_demo_source("code15", tmp_path / "code", n_patients=5, seed=4, missing_waveforms=1)
     reader = make_reader("code15", tmp_path / "code", "mine")
-    table = load_encoder(demo_model).embed_records(reader, pad_short=True)
+    table = embed_records(load_encoder(demo_model), reader, options=InputOptions(pad_short=True))
     assert len(table) == counts["metadata_rows"]
     missing = table[table["reason"].str.startswith("no waveform")]
     assert len(missing) == 1 and missing["embedding"].isna().all()

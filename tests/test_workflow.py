@@ -156,6 +156,36 @@ def test_demo_shows_the_papers_effects_in_miniature(demo_results):
         assert ft_mean[choice["model"]] >= auroc.loc[choice["model"]].mean() - 1e-9, choice["model"]
 
 
+def test_demo_dag_reports_each_encoder_on_fewer_leads_and_labels_its_classifiers(demo_results):
+    from ecgfm.leads import CANONICAL_LEADS
+    config = DEMO
+    subsets = list(config["evaluation"]["lead_subsets"])
+    rows = pd.read_parquet(demo_results / "eval" / "lead_subsets.parquet")
+    best = json.loads((demo_results / "eval" / "best_architectures.json").read_text())
+    assert set(rows["model"]) == {c["model"] for c in best.values()}
+    assert set(rows["setting"]) == {f"leads={s}" for s in subsets}
+    assert set(rows["protocol"]) == {"lead_subset_probe", "lead_subset_finetune"}
+    test = rows[(rows["split"] == "test") & (rows["metric"] == "AUROC")].pivot_table(
+        index=["model", "protocol", "task"], columns="setting", values="value")
+    # two limb leads give all six exactly, and 8 independent leads all twelve: the same inputs
+    assert np.allclose(test["leads=I+II"], test["leads=limb"]) and np.allclose(test["leads=8 independent"], test["leads=12"])
+    # the fine-tuned model on all twelve leads is the fine-tuned model of Table 3
+    ft = pd.read_parquet(demo_results / "eval" / "finetune.parquet")
+    ft = ft[(ft["split"] == "test") & (ft["metric"] == "AUROC")].set_index(["model", "task"])["value"]
+    for (model, protocol, task), value in test["leads=12"].items():
+        if protocol == "lead_subset_finetune":
+            assert value == pytest.approx(ft[(model, task)], abs=1e-3)     # batching changes the last float bits
+    table = (demo_results / "tables" / "leads.md").read_text()
+    assert "Fewer leads" in table and all(f"| {s} |" in table for s in subsets)
+    # what each output means, with the threshold chosen on fold 9, goes with every fine-tuned model
+    definitions = json.loads((demo_results / "eval" / "label_definitions.json").read_text())
+    assert [d["task"] for d in definitions] == config["evaluation"]["tasks"] and "AMI" in definitions[0]["scp_codes"]
+    saved = json.loads((demo_results / "eval" / "finetune" / best["HL"]["model"] / "config.json").read_text())
+    assert [label["task"] for label in saved["labels"]] == config["evaluation"]["tasks"]
+    assert all(0 < label["threshold"] < 1 and label["scp_codes"] for label in saved["labels"])
+    assert set(CANONICAL_LEADS) == set(config["evaluation"]["lead_subsets"]["12"])
+
+
 def test_demo_dag_describes_its_corpus_beside_the_papers_tables_6_and_7(demo_results):
     table6 = pd.read_csv(demo_results / "tables" / "table6.csv", dtype={"ours": str, "paper": str})
     for source in ("ptbxl", "code15", "samitrop", "ikem"):
