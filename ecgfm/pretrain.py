@@ -135,15 +135,22 @@ def training_identity(settings: dict) -> dict:
 
 
 class _StopFlag:
-    """Set by SIGTERM/SIGUSR1; the loop checkpoints and exits at the end of the step."""
+    """Set by SIGTERM/SIGUSR1 while the loop runs; the loop then checkpoints and exits at the end of
+    the step. The process's own handlers come back afterwards (``restore``): a caller that trains in
+    its own process (a test, a notebook) keeps being killable, and so do the processes it forks."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
     def __init__(self):
         self.signum = None
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
-            signal.signal(sig, self._handle)
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
 
     def _handle(self, signum, frame):
         self.signum = signum
+
+    def restore(self):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
 
 def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provenance: dict | None = None,
@@ -302,49 +309,52 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
     started = time.perf_counter()
     window["start"] = started
     present_parts: set = set()
-    objective.train()
-    batches = iter(loader)
-    while step < steps:
-        batch = next(batches)
-        x = batch["anchor"].to(device, non_blocking=True)
-        gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + step * 7919 + rank)
-        views = {}
-        w = settings["weights"]
-        if w["sample"] or w["patient"]:
-            views["a"] = make_view(x, gen, settings["augment"], fs)
-        if w["sample"]:
-            views["b"] = make_view(x, gen, settings["augment"], fs)
-        if w["patient"]:
-            views["c"] = make_view(batch["partner"].to(device, non_blocking=True), gen,
-                                   settings["augment"], fs)
-        noise = torch.rand((x.shape[0], arch.n_patches), generator=gen, device=device)
-        with autocast:
-            loss, parts = train_module(x, views, noise)
-        present_parts = set(parts)
-        zero = torch.zeros((), device=device)
-        losses = torch.stack([loss.detach().float()] +
-                             [parts[p].detach().float() if p in parts else zero for p in PARTS])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if settings["grad_clip"]:
-            nn.utils.clip_grad_norm_(objective.parameters(), settings["grad_clip"])
-        optimizer.step()
-        scheduler.step()
-        step += 1
-        epoch, index = batch["position"]
-        sampler_state = {"epoch": int(epoch), "batch": int(index) + 1, "seed": seed}
-        pending.append((step - 1, int(epoch), scheduler.get_last_lr()[0], losses))
-        window["samples"] += x.shape[0] * world
-        checkpoint_due = step % settings["checkpoint_every"] == 0 or step == steps
-        if checkpoint_due or stop.signum is not None or step % settings["log_every"] == 0:
-            flush()
-        if checkpoint_due:
-            save_checkpoint()
-        if stop.signum is not None:
-            save_checkpoint()
-            print(f"signal {stop.signum}: checkpoint written at step {step}; exiting for resubmission",
-                  file=sys.stderr)
-            sys.exit(EXIT_RESUBMIT)
+    try:
+        objective.train()
+        batches = iter(loader)
+        while step < steps:
+            batch = next(batches)
+            x = batch["anchor"].to(device, non_blocking=True)
+            gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + step * 7919 + rank)
+            views = {}
+            w = settings["weights"]
+            if w["sample"] or w["patient"]:
+                views["a"] = make_view(x, gen, settings["augment"], fs)
+            if w["sample"]:
+                views["b"] = make_view(x, gen, settings["augment"], fs)
+            if w["patient"]:
+                views["c"] = make_view(batch["partner"].to(device, non_blocking=True), gen,
+                                       settings["augment"], fs)
+            noise = torch.rand((x.shape[0], arch.n_patches), generator=gen, device=device)
+            with autocast:
+                loss, parts = train_module(x, views, noise)
+            present_parts = set(parts)
+            zero = torch.zeros((), device=device)
+            losses = torch.stack([loss.detach().float()] +
+                                 [parts[p].detach().float() if p in parts else zero for p in PARTS])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if settings["grad_clip"]:
+                nn.utils.clip_grad_norm_(objective.parameters(), settings["grad_clip"])
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            epoch, index = batch["position"]
+            sampler_state = {"epoch": int(epoch), "batch": int(index) + 1, "seed": seed}
+            pending.append((step - 1, int(epoch), scheduler.get_last_lr()[0], losses))
+            window["samples"] += x.shape[0] * world
+            checkpoint_due = step % settings["checkpoint_every"] == 0 or step == steps
+            if checkpoint_due or stop.signum is not None or step % settings["log_every"] == 0:
+                flush()
+            if checkpoint_due:
+                save_checkpoint()
+            if stop.signum is not None:
+                save_checkpoint()
+                print(f"signal {stop.signum}: checkpoint written at step {step}; exiting for resubmission",
+                      file=sys.stderr)
+                sys.exit(EXIT_RESUBMIT)
+    finally:
+        stop.restore()
     flush()
     if metrics_file is not None:
         metrics_file.close()

@@ -178,3 +178,13 @@ def test_non_finite_loss_stops_with_a_clear_error(demo_shards, tmp_path, monkeyp
     assert state["step"] == 6
     assert all(torch.isfinite(v).all() for v in state["objective"].values() if v.is_floating_point())
     assert not (tmp_path / "encoder.safetensors").exists()
+
+
+def test_training_in_process_gives_back_the_signal_handlers(demo_shards, tmp_path):
+    """pretrain() catches SIGTERM/SIGUSR1 only while it trains: afterwards the caller's process (and
+    every process it forks, such as a standardization pool terminated with SIGTERM) dies on them
+    again. Found as a test suite that hung after an in-process training."""
+    from ecgfm.pretrain import pretrain
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1)}
+    pretrain(tiny_pretrain_settings(steps=2, checkpoint_every=2), [demo_shards], tmp_path / "run", progress=False)
+    assert {sig: signal.getsignal(sig) for sig in before} == before
