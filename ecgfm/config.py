@@ -158,9 +158,11 @@ def training_settings(config: dict, supervised: bool) -> dict:
     """Fine-tuning settings (or, with ``supervised``, those of the from-scratch baselines)."""
     ev, std = config["evaluation"], config["standardize"]
     out = dict(ev["finetune"])
-    out["probe_c_grid"], out["probe_max_iter"] = list(ev["probe"]["c_grid"]), ev["probe"]["max_iter"]
-    if supervised:
+    if supervised:                      # trained from scratch: no probe to start the head from
         out["lr"] = ev["supervised"]["lr"]
+        out.pop("head_init", None)
+    else:                               # LP-FT fits the head as linear probing does
+        out["probe_c_grid"], out["probe_max_iter"] = list(ev["probe"]["c_grid"]), ev["probe"]["max_iter"]
     out["bootstrap_resamples"] = ev["bootstrap_resamples"]
     out["preprocessing"] = {"fs": std["fs"], "seconds": std["seconds"], "leads": list(std["leads"]),
                             "units": "mV", "normalization": "none (standardized mV as stored by ecgfm)"}

@@ -259,8 +259,8 @@ def test_a_probing_parameter_reruns_only_probing_and_the_tables(demo_results, tm
     # the probes (and the risk decomposition, which is made of probes), the architecture choice
     # they feed, and the collection, tables, figures and config record of the report
     assert {"linear_probe", "risk", "table", "figure"} <= rules
-    assert rules <= {"linear_probe", "risk", "select_architectures", "collect_results", "table", "figure",
-                     "run_config", "all"}, rules
+    assert rules <= {"linear_probe", "risk", "select_architectures", "collect_results", "table", "lead_table",
+                     "figure", "run_config", "all"}, rules
     assert sum(rule == "linear_probe" for rule, _ in jobs) == len(pretrain_grid(DEMO)) + len(random_init_models(DEMO))
 
 
