@@ -5,7 +5,7 @@
     ecgfm demo ptbxl /tmp/demo-ptbxl --patients 100
     ecgfm embed --model results/pretrain/HL_p60_d2_e512 --input my_wfdb_folder --out embeddings.parquet
     ecgfm predict --model results/eval/finetune/HL_p60_d2_e512 --input exams.hdf5 --out predictions.csv
-    ecgfm profiles install     # then `snakemake --profile slurm` (or demo, local, ptbxl-cpu) as written
+    ecgfm profiles install     # then `snakemake --profile slurm` (or demo, local, ptbxl-cpu, ptbxl-gpu) as written
 """
 from __future__ import annotations
 
@@ -186,7 +186,7 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("profiles", help="install the Snakemake profiles under their names (snakemake --profile slurm)")
     p.add_argument("action", choices=["install"])
-    p.add_argument("names", nargs="*", help="profiles to install (default: slurm demo local ptbxl-cpu)")
+    p.add_argument("names", nargs="*", help="profiles to install (default: slurm demo local ptbxl-cpu ptbxl-gpu)")
     p.add_argument("--dest", help="profile directory (default: Snakemake's, ~/.config/snakemake)")
     p.add_argument("--copy", action="store_true", help="copy instead of linking")
     p.add_argument("--force", action="store_true", help="replace profiles of these names that are not ours")

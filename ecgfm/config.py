@@ -103,10 +103,25 @@ def model_name(method: str, patch: int, depth: int, width: int) -> str:
 
 
 def pretrain_grid(config: dict) -> list[str]:
-    """Every model name of the configured grid (the paper's: 81)."""
+    """Every model name of the configured grid (the paper's: 81), or ``pretrain.models`` where
+    set: an explicit list (the paper's three chosen architectures are not a product grid)."""
     p = config["pretrain"]
+    if p.get("models"):
+        return _explicit_models(p)
     return [model_name(m, pa, d, w) for m in p["methods"] for pa in p["patch_sizes"]
             for d in p["depths"] for w in p["widths"]]
+
+
+def _explicit_models(p: dict) -> list[str]:
+    methods = {name.split("_", 1)[0] for name in p["models"]}
+    stray = sorted(methods - set(p["methods"]))
+    if stray:
+        raise ConfigError(f"pretrain.models: method(s) {', '.join(stray)} not in pretrain.methods")
+    lacking = [m for m in p["methods"] if m not in methods]
+    if lacking:
+        raise ConfigError(f"pretrain.models: no model for method(s) {', '.join(lacking)} of "
+                          "pretrain.methods (every method needs one)")
+    return list(dict.fromkeys(p["models"]))
 
 
 def pretrain_settings(config: dict, method: str, patch: int, depth: int, width: int) -> dict:
@@ -135,8 +150,12 @@ def vit_architecture(config: dict, patch, depth, width) -> dict:
 
 
 def grid_architectures(config: dict) -> list[tuple[int, int, int]]:
-    p = config["pretrain"]
-    return [(pa, d, w) for pa in p["patch_sizes"] for d in p["depths"] for w in p["widths"]]
+    """The distinct (patch, depth, width) of the pretrained models, in the grid's order."""
+    archs = []
+    for name in pretrain_grid(config):
+        _, patch, depth, width = name.split("_")
+        archs.append((int(patch[1:]), int(depth[1:]), int(width[1:])))
+    return list(dict.fromkeys(archs))
 
 
 def random_init_models(config: dict) -> list[str]:

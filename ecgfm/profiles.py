@@ -3,7 +3,7 @@
 Snakemake looks a profile name up in the working directory, then in the user's profile directory
 (``$XDG_CONFIG_HOME/snakemake``, usually ``~/.config/snakemake``), then in the site's
 (``/etc/xdg/snakemake``); see ``snakemake --help``, ``--profile``. ``ecgfm profiles install``
-puts a symbolic link to each of ``profiles/{slurm,demo,local,ptbxl-cpu}`` into the user's
+puts a symbolic link to each of ``profiles/{slurm,demo,local,ptbxl-cpu,ptbxl-gpu}`` into the user's
 directory, so that ``snakemake --profile slurm`` works as written from the repository root, and
 stays in step with the repository (edit ``profiles/slurm/config.yaml`` for your site). A profile
 of that name that is not ours is left alone unless ``--force``; ``--copy`` copies instead of
@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-PROFILES = ("slurm", "demo", "local", "ptbxl-cpu")
+PROFILES = ("slurm", "demo", "local", "ptbxl-cpu", "ptbxl-gpu")
 
 
 def user_profile_dir() -> Path:

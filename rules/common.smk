@@ -61,7 +61,7 @@ def pretrained_encoders():
 SSL_MODEL = r"(GL|CL|HL)_p\d+_d\d+_e\d+"
 SUPERVISED_VIT = r"ViT_p\d+_d\d+_e\d+"
 STRESS_MODEL = r"(GL|CL|HL|ViT)_p\d+_d\d+_e\d+"
-PROTOCOLS = ("linear_probe", "finetune", "case_ratio", "data_usage", "risk", "lead_subsets")
+PROTOCOLS = config["evaluation"]["protocols"]
 
 
 def evaluation_outputs():
@@ -71,8 +71,8 @@ def evaluation_outputs():
         return []
     # the 1D-ResNet50 needs only the labels: named here, it is in the DAG (and can start) before the
     # best-architecture checkpoint has chosen the rest of Table 3
-    return expand(f"{RESULTS}/eval/{{protocol}}.parquet", protocol=PROTOCOLS) + [
-        f"{RESULTS}/eval/finetune/ResNet50/results.parquet"]
+    resnet = [f"{RESULTS}/eval/finetune/ResNet50/results.parquet"] if "finetune" in PROTOCOLS else []
+    return expand(f"{RESULTS}/eval/{{protocol}}.parquet", protocol=PROTOCOLS) + resnet
 
 
 def report_outputs():
@@ -81,11 +81,14 @@ def report_outputs():
     corpus = expand(f"{RESULTS}/tables/table6.{{ext}}", ext=["csv", "md", "html"]) if SOURCES else []
     if "ptbxl" not in SOURCES:
         return corpus
-    numbers = [*TABLE_PROTOCOLS, 7]
+    numbers = [n for n, protocols in TABLE_PROTOCOLS.items() if set(protocols) <= set(PROTOCOLS)] + [7]
     tables = corpus + expand(f"{RESULTS}/tables/table{{number}}.{{ext}}", number=numbers, ext=["csv", "md", "html"])
-    tables += expand(f"{RESULTS}/tables/leads.{{ext}}", ext=["csv", "md", "html"])
-    figures = expand(f"{RESULTS}/figures/{{name}}.{{ext}}", name=[figure_name(m) for m in config["pretrain"]["methods"]],
-                     ext=["png", "svg"])
+    if "lead_subsets" in PROTOCOLS:
+        tables += expand(f"{RESULTS}/tables/leads.{{ext}}", ext=["csv", "md", "html"])
+    figures = []
+    if "linear_probe" in PROTOCOLS:
+        figures = expand(f"{RESULTS}/figures/{{name}}.{{ext}}", ext=["png", "svg"],
+                         name=[figure_name(m) for m in config["pretrain"]["methods"]])
     return tables + figures + [f"{RESULTS}/report/config.yaml"]
 
 

@@ -38,6 +38,7 @@ rule embed:
     params:
         model_dir=lambda wc, input: str(Path(input.encoder).parent) if input.encoder else None,
         architecture=lambda wc: classifier_spec(config, wc.model)["architecture"],
+        batch_size=config["evaluation"]["finetune"]["eval_batch_size"],
     threads: GPU_JOB["cpus_per_task"]
     resources:
         gpu=GPU_JOB["gpus"],

@@ -19,7 +19,7 @@ def _install(xdg, *args):
 def test_profiles_install_links_each_profile_and_leaves_others_alone(tmp_path):
     run = _install(tmp_path)
     assert run.returncode == 0, run.stderr
-    for name in ("slurm", "demo", "local", "ptbxl-cpu"):
+    for name in ("slurm", "demo", "local", "ptbxl-cpu", "ptbxl-gpu"):
         link = tmp_path / "snakemake" / name
         assert link.is_symlink() and link.resolve() == (REPO / "profiles" / name).resolve()
     assert _install(tmp_path).returncode == 0                           # again: nothing in the way
