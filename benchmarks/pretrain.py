@@ -1,12 +1,27 @@
-"""Pretraining throughput (samples/s) of HL at (60, 2, 512) and (250, 2, 1024), and peak GPU memory.
+"""Pretraining throughput: the model-only step, and the real trainer in each input mode.
 
     python benchmarks/pretrain.py [--batch 256] [--steps 20] [--warmup 5] [--grid]
+    python benchmarks/pretrain.py --trainer [--records 20000] [--patients 15000] [--steps 60]
+                                  [--models HL_p60_d2_e512,...] [--modes stream,host,device]
+                                  [--workers 10] [--grid] [--peak-tflops 989]
+                                  [--compile none|default|reduce-overhead|max-autotune]
 
-Times full HL training steps (masked reconstruction + three augmented views through the encoder,
-InfoNCE, backward, AdamW) on synthetic standardized batches already on the device, so that it
-measures the model and not the loader (benchmarks/loader.py measures that). bf16 autocast on
-CUDA, fp32 on CPU. Prints the device. --grid also tries every cell of the paper's 81-model grid at
-the configured batch size and reports peak memory or OOM (GPU only).
+Model only: full HL training steps (masked reconstruction + three augmented views through the
+encoder, InfoNCE, backward, AdamW) on synthetic batches already on the device; it measures the
+model, not the loader. bf16 autocast on CUDA, fp32 on CPU. --grid also tries every cell of the
+paper's 81-model grid at the configured batch size and reports peak memory or OOM (GPU only).
+
+--trainer: writes synthetic standardized shards of --records records of --patients patients with
+the project's own writer (float16, as the standardization writes them), then runs the real
+``ecgfm.pretrain.pretrain`` for --steps steps per model and input mode (stream: --workers loader
+processes; host: pinned host memory; device: the corpus on the training device) and prints, per
+cell: the model-only samples/s, the trainer's samples/s (steady state: the median of its logged
+windows after the first third), their ratio, the analytic FLOPs per sample
+(``ecgfm.model.training_flops_per_sample``), the model FLOPs utilization against --peak-tflops
+(bf16 dense; default by device name: H100/H200 989, A100 312; none on a CPU) and the peak GPU
+memory. With --grid, every cell of config.yaml's grid in the first mode of --modes, and the
+grid's total GPU-hours at the configured steps. It runs unchanged on a CPU (small sizes; a test
+runs it) and on a GPU.
 """
 from __future__ import annotations
 
@@ -29,7 +44,10 @@ from ecgfm.pretrain import PretrainObjective  # noqa: E402
 def measure(settings, batch, steps, warmup, device):
     arch = Architecture(**settings["architecture"])
     objective = PretrainObjective(ECGFoundationModel(arch), settings).to(device)
-    opt = torch.optim.AdamW(objective.parameters(), lr=1e-4)
+    opt = torch.optim.AdamW(objective.parameters(), lr=1e-4, fused=device.type == "cuda")
+    mode = (settings.get("compile") or {}).get("mode", "none")
+    step_module = objective if mode == "none" else \
+        torch.compile(objective, mode=None if mode == "default" else mode, dynamic=False)
     x = torch.randn(batch, 12, 2500, device=device) * 0.3
     partner = torch.randn(batch, 12, 2500, device=device) * 0.3
     gen = torch.Generator(device=device).manual_seed(0)
@@ -42,11 +60,16 @@ def measure(settings, batch, steps, warmup, device):
         if device.type == "cuda":
             torch.cuda.synchronize()
         t = time.perf_counter()
-        views = {"a": make_view(x, gen, settings["augment"], 250), "b": make_view(x, gen, settings["augment"], 250),
-                 "c": make_view(partner, gen, settings["augment"], 250)}
+        w, views = settings["weights"], {}        # the views the trainer makes for this objective
+        if w["sample"] or w["patient"]:
+            views["a"] = make_view(x, gen, settings["augment"], 250)
+        if w["sample"]:
+            views["b"] = make_view(x, gen, settings["augment"], 250)
+        if w["patient"]:
+            views["c"] = make_view(partner, gen, settings["augment"], 250)
         noise = torch.rand((batch, arch.n_patches), generator=gen, device=device)
         with autocast:
-            loss, _ = objective(x, views, noise)
+            loss, _ = step_module(x, views, noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -58,20 +81,121 @@ def measure(settings, batch, steps, warmup, device):
     return batch / statistics.median(times), peak
 
 
+PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}   # dense, SXM parts
+
+
+def peak_tflops(device, given):
+    if given:
+        return given
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+
+
+def write_corpus(root: Path, records: int, patients: int, seed: int = 0, shard_size: int = 4096) -> Path:
+    """Synthetic standardized shards + manifest, written by the project's ShardWriter."""
+    import numpy as np
+    import pandas as pd
+
+    from ecgfm.shards import ShardWriter
+    rng = np.random.default_rng(seed)
+    writer = ShardWriter(root, 12, 2500, shard_size)
+    rows = []
+    for i in range(records):
+        shard, row = writer.add(f"r{i}", (rng.standard_normal((12, 2500), dtype=np.float32) * 0.3))
+        rows.append({"record_id": f"r{i}", "patient_id": f"p{i % patients}", "shard": shard, "row": row})
+    writer.flush()
+    pd.DataFrame(rows).to_parquet(root / "manifest.parquet", index=False)
+    return root
+
+
+def run_trainer(settings, corpus_dir: Path, out: Path, mode: str, device) -> tuple[float, float]:
+    """(steady-state samples/s, peak GiB) of the real trainer on ``corpus_dir`` in ``mode``."""
+    import pandas as pd
+
+    from ecgfm.pretrain import pretrain
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    pretrain({**settings, "corpus_memory": {"mode": mode}}, [str(corpus_dir)], out, progress=False)
+    metrics = pd.read_csv(out / "metrics.csv")
+    steady = metrics[metrics["step"] > len(metrics) // 3]["samples_per_s"]
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+    return float(steady.median()), peak
+
+
+def trainer_table(args, config, device):
+    import tempfile
+
+    from ecgfm.model import training_flops_per_sample
+    batch = args.batch or (config["pretrain"]["batch_size"] if device.type == "cuda" else 16)
+    modes = args.modes.split(",") if args.modes else (["stream", "host", "device"] if device.type == "cuda"
+                                                       else ["stream", "device"])
+    models = pretrain_grid(config) if args.grid else args.models.split(",")
+    peak = peak_tflops(device, args.peak_tflops)
+    steps = args.steps
+    print(f"trainer: {args.records:,} records of {args.patients:,} patients; batch {batch}; {steps} steps; "
+          f"{args.workers} loader workers when streaming; compile {args.compile}; peak {peak or 'n/a'} TFLOP/s")
+    print("| model | mode | model-only samples/s | trainer samples/s | trainer / model | GFLOP/sample "
+          "| MFU | peak GiB |")
+    print("|---|---|---|---|---|---|---|---|")
+    gpu_hours = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = write_corpus(Path(tmp) / "corpus", args.records, args.patients)
+        for name in models:
+            method, p, d, e = name.split("_")
+            s = pretrain_settings(config, method, int(p[1:]), int(d[1:]), int(e[1:]))
+            s.update(batch_size=batch, steps=steps, warmup_steps=max(1, steps // 10), checkpoint_every=steps,
+                     log_every=max(1, steps // 12), num_workers=args.workers, tensorboard=False,
+                     compile={"mode": args.compile})
+            flops = training_flops_per_sample(Architecture(**s["architecture"]), s["weights"], s["mask_ratio"])
+            try:
+                alone, _ = measure(s, batch, max(5, steps // 3), 3, device)
+            except torch.cuda.OutOfMemoryError:
+                print(f"| {name} | | OOM at batch {batch} | | | | | |")
+                continue
+            for mode in (modes[:1] if args.grid else modes):
+                rate, mem = run_trainer(s, corpus, Path(tmp) / f"{name}-{mode}", mode, device)
+                mfu = f"{rate * flops / (peak * 1e12):.1%}" if peak else "n/a"
+                memory = f"{mem:.1f}" if device.type == "cuda" else "n/a"
+                print(f"| {name} | {mode} | {alone:,.0f} | {rate:,.0f} | {rate / alone:.2f} | {flops / 1e9:.2f} "
+                      f"| {mfu} | {memory} |", flush=True)
+                if args.grid:
+                    full = config["pretrain"]
+                    gpu_hours += full["steps"] * full["batch_size"] / rate / 3600
+    if args.grid:
+        print(f"grid: {len(models)} models, {gpu_hours:,.1f} GPU-hours of pretraining at "
+              f"{config['pretrain']['steps']:,} steps of {config['pretrain']['batch_size']}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--grid", action="store_true")
+    ap.add_argument("--trainer", action="store_true", help="the real trainer, per input mode")
+    ap.add_argument("--records", type=int, default=20000)
+    ap.add_argument("--patients", type=int, default=15000)
+    ap.add_argument("--models", default="HL_p60_d2_e512,GL_p60_d2_e512,CL_p250_d2_e1024")
+    ap.add_argument("--modes", help="stream,host,device (default: all that apply to the device)")
+    ap.add_argument("--workers", type=int, default=10)
+    ap.add_argument("--peak-tflops", type=float, help="the device's bf16 dense peak (TFLOP/s)")
+    ap.add_argument("--compile", default="none", choices=["none", "default", "reduce-overhead", "max-autotune"],
+                    help="pretrain.compile's mode for both measurements (--trainer)")
     args = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"CPU ({torch.get_num_threads()} threads)"
     config = load_config(Path(__file__).resolve().parents[1] / "config.yaml")
-    batch = args.batch or (config["pretrain"]["batch_size"] if device.type == "cuda" else 64)
-    print(f"device: {name}; torch {torch.__version__}; batch {batch}; "
+    print(f"device: {name}; torch {torch.__version__}; "
           f"{'bf16 autocast' if device.type == 'cuda' else 'fp32'}")
+    if args.trainer:
+        trainer_table(args, config, device)
+        return
+    batch = args.batch or (config["pretrain"]["batch_size"] if device.type == "cuda" else 64)
+    print(f"batch {batch}")
     for method, patch, depth, width in (("HL", 60, 2, 512), ("HL", 250, 2, 1024)):
         s = pretrain_settings(config, method, patch, depth, width)
         sps, peak = measure(s, batch, args.steps, args.warmup, device)

@@ -7,7 +7,11 @@ optimizer, then the loop with logging, checkpoints and the stop signals.
   CL = patient-level + sample-level InfoNCE, HL = all three (equation 3). With
   ``loss_balance: running_mean`` each part is divided by its own running mean before weighting,
   so that HL's 1:1:1 does not leave one objective in charge (see ``PretrainObjective._balanced``).
-* AdamW, linear warmup then cosine decay, gradient clipping, bf16 autocast on CUDA (fp32 on CPU).
+* AdamW (fused on CUDA), linear warmup then cosine decay, gradient clipping, bf16 autocast on
+  CUDA (fp32 on CPU).
+* The corpus streams from the shards through DataLoader workers, or (``corpus_memory``) sits
+  whole in GPU or pinned host memory when it fits a budget, each batch gathered by index; records
+  stay float16 until they are on the device. Both give the same batches.
 * Every random draw of a step (augmentations, masks) comes from a generator seeded by
   (seed, step, rank), and the data order from (seed, epoch): a resumed run is the same run.
 * A checkpoint (model, optimizer, scheduler, sampler position, RNG states) every
@@ -40,7 +44,8 @@ from torch import nn
 from .augment import make_view
 from .model import Architecture, ECGFoundationModel, crop_to_patches
 from .objectives import UncertaintyWeights, hybrid_loss, info_nce, reconstruction_loss
-from .pretrain_data import PairDataset, PatientPairSampler, PretrainCorpus
+from .pretrain_data import (InMemoryCorpus, PairDataset, PatientPairSampler, PretrainCorpus,
+                            choose_corpus_mode)
 
 EXIT_RESUBMIT = 75
 PARTS = ("recon", "patient", "sample")
@@ -125,7 +130,8 @@ def _atomic_save(obj, path: Path):
 
 
 # settings that change how a run executes but not what it computes
-EXECUTION_ONLY = ("num_workers", "log_every", "checkpoint_every", "tensorboard", "name")
+EXECUTION_ONLY = ("num_workers", "log_every", "checkpoint_every", "tensorboard", "name", "corpus_memory",
+                  "compile")
 
 
 def training_identity(settings: dict) -> dict:
@@ -192,7 +198,8 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
     no_decay = [p for n, p in objective.named_parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings["weight_decay"]},
                                    {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=settings["lr"], betas=tuple(settings["betas"]))
+                                  lr=settings["lr"], betas=tuple(settings["betas"]),
+                                  fused=device.type == "cuda")     # one kernel for all parameters
     steps, warmup = int(settings["steps"]), int(settings["warmup_steps"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_at(step, 1.0, warmup, steps))
@@ -202,6 +209,13 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
         train_module = nn.parallel.DistributedDataParallel(
             objective, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=unused)
+    compiled = settings.get("compile") or {}
+    if compiled.get("mode", "none") != "none":
+        # the model with its three objectives, forward and backward (AOTAutograd), as one graph per
+        # model: the batch, the masked count and the views are fixed. reduce-overhead adds CUDA graphs
+        backend = compiled.get("backend", "inductor")
+        mode = None if compiled["mode"] == "default" or backend != "inductor" else compiled["mode"]
+        train_module = torch.compile(train_module, backend=backend, mode=mode, dynamic=False)
 
     # --- resume -------------------------------------------------------------------------------------
     step = 0
@@ -292,10 +306,21 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
         window.update(start=now, samples=0)
 
     # --- the loop -----------------------------------------------------------------------------------
-    loader = torch.utils.data.DataLoader(
-        PairDataset(corpus), sampler=sampler, batch_size=None, num_workers=settings["num_workers"],
-        pin_memory=device.type == "cuda", persistent_workers=False,
-        prefetch_factor=4 if settings["num_workers"] else None)
+    memory = settings.get("corpus_memory") or {}
+    mode = choose_corpus_mode(memory.get("mode", "auto"), corpus.nbytes(), device,
+                              memory.get("device_gb", 16), memory.get("host_gb", 64))
+    in_memory = None
+    if mode == "stream":
+        loader = torch.utils.data.DataLoader(
+            PairDataset(corpus), sampler=sampler, batch_size=None, num_workers=settings["num_workers"],
+            pin_memory=device.type == "cuda", persistent_workers=False,
+            prefetch_factor=4 if settings["num_workers"] else None)
+    else:                       # the corpus in memory: batches gathered by index, no worker
+        in_memory = InMemoryCorpus(corpus, device if mode == "device" else torch.device("cpu"))
+    if rank == 0:
+        print(f"corpus: {len(corpus)} records, {corpus.nbytes() / 2**30:.2f} GiB as stored, "
+              f"{'streamed from the shards' if mode == 'stream' else 'in ' + mode + ' memory'}",
+              file=sys.stderr)
     stop = _StopFlag()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" \
         else torch.autocast("cpu", enabled=False)
@@ -311,10 +336,14 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
     present_parts: set = set()
     try:
         objective.train()
-        batches = iter(loader)
+        batches = iter(loader) if in_memory is None else in_memory.batches(sampler)
         while step < steps:
             batch = next(batches)
             x = batch["anchor"].to(device, non_blocking=True)
+            partner = batch["partner"].to(device, non_blocking=True) if settings["weights"]["patient"] else None
+            if in_memory is not None:
+                in_memory.copied()
+            x = x.float()                     # stored float16: converted on the device, exactly
             gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + step * 7919 + rank)
             views = {}
             w = settings["weights"]
@@ -323,8 +352,7 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
             if w["sample"]:
                 views["b"] = make_view(x, gen, settings["augment"], fs)
             if w["patient"]:
-                views["c"] = make_view(batch["partner"].to(device, non_blocking=True), gen,
-                                       settings["augment"], fs)
+                views["c"] = make_view(partner.float(), gen, settings["augment"], fs)
             noise = torch.rand((x.shape[0], arch.n_patches), generator=gen, device=device)
             with autocast:
                 loss, parts = train_module(x, views, noise)

@@ -1,8 +1,9 @@
 """The pretraining corpus: the union of standardized sources, and a patient-aware batch sampler.
 
 ``PretrainCorpus`` concatenates the manifests of several standardized sources (optionally only
-some PTB-XL folds, for the risk decomposition's variant) and reads records by global index,
-streaming from the shards: nothing is loaded whole.
+some PTB-XL folds, for the risk decomposition's variant) and reads records by global index from
+the shards. ``InMemoryCorpus`` holds all of it as one float16 tensor (on the GPU, or in pinned
+host memory) when it fits a budget, and gathers each batch by index there, with no worker.
 
 ``PatientPairSampler`` yields batches of (anchor, partner) index pairs:
 
@@ -61,16 +62,46 @@ class PretrainCorpus:
     def __len__(self):
         return len(self.local)
 
-    def read(self, indices) -> np.ndarray:
+    def read(self, indices, dtype=None) -> np.ndarray:
+        """Records by global index, as stored (float16 by default: the trainer converts on its
+        device, so a batch crosses processes and the bus at half the bytes), or in ``dtype``."""
         indices = np.asarray(indices)
         out = None
         for k in np.unique(self.source_index[indices]):
             where = np.flatnonzero(self.source_index[indices] == k)
-            data = self.readers[k].read(self.local[indices[where]])
+            data = self.readers[k].read(self.local[indices[where]], dtype=dtype)
             if out is None:
-                out = np.empty((len(indices), *data.shape[1:]), dtype=np.float32)
+                out = np.empty((len(indices), *data.shape[1:]), dtype=data.dtype)
             out[where] = data
         return out
+
+    def nbytes(self) -> int:
+        """The corpus's size as stored, for the in-memory budget."""
+        first = self.read([0])
+        return int(first.nbytes) * len(self)
+
+
+def distinct_patient_batches(anchors: list, patients: list, size: int) -> list[list]:
+    """Full batches of ``size`` anchors, in order, no patient twice in a batch: an anchor whose
+    patient is already in the batch waits, and the waiting anchors start the next batch (in
+    their order) before the stream goes on. The incomplete last batch is left out."""
+    batches, current, seen, waiting = [], [], set(), []
+    queue = list(reversed(anchors))                              # pop() takes the next one
+    patient_of = dict(zip(anchors, patients))
+    while queue:
+        a = queue.pop()
+        p = patient_of[a]
+        if p in seen:
+            waiting.append(a)
+            continue
+        current.append(a)
+        seen.add(p)
+        if len(current) == size:
+            batches.append(current)
+            current, seen = [], set()
+            queue.extend(reversed(waiting))                      # they come first, in order
+            waiting = []
+    return batches
 
 
 class PatientPairSampler:
@@ -81,8 +112,10 @@ class PatientPairSampler:
         self.rank, self.world_size = rank, world_size
         order = np.argsort(self.patient, kind="stable")
         counts = np.bincount(self.patient)
-        self._by_patient = order
+        self._by_patient, self._count = order, counts
         self._start = np.concatenate([[0], np.cumsum(counts)])
+        self._position = np.empty(len(order), dtype=np.int64)      # a record's place among its patient's
+        self._position[order] = np.arange(len(order)) - self._start[self.patient[order]]
         self.epoch, self.batch = 0, 0
         n_patients = len(counts)
         if n_patients < batch_size * world_size:
@@ -96,44 +129,34 @@ class PatientPairSampler:
         self.epoch, self.batch = int(state["epoch"]), int(state["batch"])
 
     def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        """This rank's [batch, 2] (anchor, partner) arrays of one epoch, a pure function of
+        (seed, epoch). Vectorized but for the greedy pass that keeps patients distinct (a loop
+        over Python ints): an epoch of 1.29M records is planned in about a second."""
         rng = np.random.default_rng([self.seed, epoch])
         shards = rng.permutation(self.shard.max() + 1)
-        anchors = []
-        for start in range(0, len(shards), self.block_shards):
-            block = np.flatnonzero(np.isin(self.shard, shards[start : start + self.block_shards]))
-            anchors.append(rng.permutation(block))
-        anchors = np.concatenate(anchors)
+        block_of_shard = np.empty(len(shards), dtype=np.int64)
+        block_of_shard[shards] = np.arange(len(shards)) // self.block_shards
+        block = block_of_shard[self.shard]
+        by_block = np.argsort(block, kind="stable")               # each block's records, ascending
+        bounds = np.searchsorted(block[by_block], np.arange(block.max() + 2))
+        anchors = np.concatenate([rng.permutation(by_block[bounds[k]:bounds[k + 1]])
+                                  for k in range(len(bounds) - 1)])
         global_batch = self.batch_size * self.world_size
-        batches, current, seen, deferred = [], [], set(), []
-        for a in anchors:
-            p = self.patient[a]
-            if p in seen:
-                deferred.append(a)
-                continue
-            current.append(a)
-            seen.add(p)
-            if len(current) == global_batch:
-                batches.append(np.array(current))
-                current, seen = [], set()
-                retry, deferred = deferred, []
-                for d in retry:                  # deferred anchors start the next batch
-                    if self.patient[d] in seen:
-                        deferred.append(d)
-                    else:
-                        current.append(d)
-                        seen.add(self.patient[d])
+        batches = distinct_patient_batches(anchors.tolist(), self.patient[anchors].tolist(), global_batch)
         # the incomplete last batch is dropped: the next epoch reshuffles everything
-        partners = []
-        for batch in batches:
-            pair = np.empty((len(batch), 2), dtype=np.int64)
-            pair[:, 0] = batch
-            for j, a in enumerate(batch):
-                lo, hi = self._start[self.patient[a]], self._start[self.patient[a] + 1]
-                others = self._by_patient[lo:hi]
-                others = others[others != a]
-                pair[j, 1] = others[rng.integers(len(others))] if len(others) else a
-            partners.append(pair[self.rank * self.batch_size : (self.rank + 1) * self.batch_size])
-        return partners
+        if not batches:
+            return []
+        flat = np.asarray(batches, dtype=np.int64).reshape(-1)
+        patient = self.patient[flat]
+        n_others = self._count[patient] - 1
+        has = n_others > 0
+        draw = rng.integers(n_others[has])                         # one draw per anchor, in order
+        draw += draw >= self._position[flat[has]]                  # skip the anchor itself
+        partner = flat.copy()
+        partner[has] = self._by_patient[self._start[patient[has]] + draw]
+        pairs = np.stack([flat, partner], axis=1).reshape(len(batches), global_batch, 2)
+        lo = self.rank * self.batch_size
+        return list(pairs[:, lo:lo + self.batch_size])
 
     def __iter__(self):
         """(epoch, batch, pairs) from the current state on. A DataLoader prefetches ahead of the
@@ -149,6 +172,78 @@ class PatientPairSampler:
             self.epoch, self.batch = self.epoch + 1, 0
 
 
+def pair_batch(data: torch.Tensor, pairs: np.ndarray, position) -> dict:
+    """{anchor, partner, has_partner, position} from the records of ``pairs`` (anchor, partner)."""
+    data = data.view(len(pairs), 2, *data.shape[1:])
+    return {"anchor": data[:, 0], "partner": data[:, 1],
+            "has_partner": torch.from_numpy(pairs[:, 0] != pairs[:, 1]), "position": position}
+
+
+class InMemoryCorpus:
+    """The whole corpus as one tensor, as stored (float16), on the training device or in pinned
+    host memory; each batch is gathered by index where it lives, with no worker process. It yields
+    exactly the batches the streaming loader yields for the same sampler (tested)."""
+
+    def __init__(self, corpus: PretrainCorpus, device: torch.device, chunk: int = 2048):
+        self.device = device
+        first = torch.from_numpy(corpus.read([0]))
+        pin = device.type == "cpu" and torch.cuda.is_available()
+        self.data = torch.empty((len(corpus), *first.shape[1:]), dtype=first.dtype, pin_memory=pin)
+        for start in range(0, len(corpus), chunk):
+            stop = min(start + chunk, len(corpus))
+            self.data[start:stop] = torch.from_numpy(corpus.read(np.arange(start, stop)))
+        if device.type != "cpu":
+            self.data = self.data.to(device)
+        self._staging: list[torch.Tensor] = []
+        self._events: list = []
+
+    def batches(self, sampler: PatientPairSampler):
+        """Batches from the sampler's current position on, as the streaming loader gives them."""
+        for epoch, index, pairs in sampler:
+            pairs = np.asarray(pairs)
+            flat = torch.from_numpy(pairs.reshape(-1))
+            if self.data.device.type != "cpu":
+                data = self.data.index_select(0, flat.to(self.data.device, non_blocking=True))
+            else:
+                data = self._gather_on_host(flat)
+            yield pair_batch(data, pairs, (epoch, index))
+
+    def _gather_on_host(self, flat: torch.Tensor) -> torch.Tensor:
+        """Gather into one of two pinned staging buffers (a CUDA trainer then copies it without
+        blocking); a buffer is reused only once the copy out of it has finished."""
+        if not self.data.is_pinned():
+            return self.data.index_select(0, flat)
+        if not self._staging or self._staging[0].shape[0] != len(flat):
+            shape = (len(flat), *self.data.shape[1:])
+            self._staging = [torch.empty(shape, dtype=self.data.dtype, pin_memory=True) for _ in range(2)]
+            self._events = [None, None]
+        k = self._turn = 1 - getattr(self, "_turn", 1)
+        if self._events[k] is not None:
+            self._events[k].synchronize()
+        torch.index_select(self.data, 0, flat, out=self._staging[k])
+        return self._staging[k]
+
+    def copied(self) -> None:
+        """Called by the trainer after it has queued the copy of the last batch to the GPU."""
+        if self._staging and torch.cuda.is_available():
+            event = torch.cuda.Event()
+            event.record()
+            self._events[self._turn] = event
+
+
+def choose_corpus_mode(mode: str, nbytes: int, device: torch.device, device_budget_gb: float,
+                       host_budget_gb: float) -> str:
+    """``auto``: the training device's memory when the corpus fits its budget, then (with a GPU)
+    pinned host memory within its budget, else streaming from the shards."""
+    if mode != "auto":
+        return mode
+    if nbytes <= device_budget_gb * 2**30:
+        return "device"
+    if device.type == "cuda" and nbytes <= host_budget_gb * 2**30:
+        return "host"
+    return "stream"
+
+
 class PairDataset(torch.utils.data.Dataset):
     """Maps a batch of (anchor, partner) index pairs to tensors; used with ``batch_size=None``."""
 
@@ -158,8 +253,5 @@ class PairDataset(torch.utils.data.Dataset):
     def __getitem__(self, item):
         epoch, batch, pairs = item
         pairs = np.asarray(pairs)
-        data = self.corpus.read(pairs.reshape(-1))                     # [2B, L, T]
-        data = torch.from_numpy(data).view(len(pairs), 2, *data.shape[1:])
-        return {"anchor": data[:, 0], "partner": data[:, 1],
-                "has_partner": torch.from_numpy(pairs[:, 0] != pairs[:, 1]),
-                "position": (epoch, batch)}
+        data = torch.from_numpy(self.corpus.read(pairs.reshape(-1)))   # [2B, L, T], as stored
+        return pair_batch(data, pairs, (epoch, batch))

@@ -119,3 +119,24 @@ def test_balanced_hybrid_loss_weighs_each_objective_by_its_own_scale():
     objective.eval()
     objective._balanced({"recon": torch.tensor(5.0), "patient": torch.tensor(5.0), "sample": torch.tensor(5.0)})
     assert torch.allclose(objective.loss_scale, torch.tensor([0.2, 2.0, 2.0]))       # not updated outside training
+
+
+def test_training_flops_per_sample_counts_the_matrix_products_by_hand():
+    from ecgfm.model import Architecture, training_flops_per_sample
+    arch = Architecture(patch=250, depth=1, width=4, head_dim=4, mlp_ratio=1.0, leads=2, n_samples=2500,
+                        decoder_width=2, decoder_depth=1, projection_dim=2)
+    # 10 patches, 2 visible at mask 0.8. Forward: patch embedding of all 10 tokens 10*2*(2*250)*4
+    # = 40,000; one block on 2 tokens 2*2*(4*16 + 2*16) + 4*2*2*4 = 448; decoder embedding 2*2*4*2
+    # = 32; a decoder block on 10 tokens 2*10*(4*4 + 2*4) + 4*10*10*2 = 1,280; prediction
+    # 2*10*2*2*250 = 20,000. Backward twice the forward.
+    gl = {"recon": 1.0, "patient": 0.0, "sample": 0.0}
+    assert training_flops_per_sample(arch, gl, 0.8) == 3 * 61_760
+    # CL: views a, b and c, each 40,000 + a block on 10 tokens 2*10*96 + 4*100*4 = 3,520 + the
+    # projector 2*(16 + 8) = 48
+    cl = {"recon": 0.0, "patient": 1.0, "sample": 1.0}
+    assert training_flops_per_sample(arch, cl, 0.8) == 3 * 3 * 43_568
+    hl = {"recon": 1.0, "patient": 1.0, "sample": 1.0}
+    assert training_flops_per_sample(arch, hl, 0.8) == 3 * (61_760 + 3 * 43_568)
+    # the paper's HL(60, 2, 512) with config.yaml's settings: 133 encoder tokens, about 5.8 GFLOP
+    paper = Architecture(patch=60, depth=2, width=512)
+    assert 5.7e9 < training_flops_per_sample(paper, hl, 0.75) < 6.0e9

@@ -40,6 +40,45 @@ def test_sampler_pairs_patients_without_duplicates_and_resumes():
     assert (epoch, index) == batches[3][:2] and np.array_equal(pairs, batches[3][2])
 
 
+def _plan_one_anchor_at_a_time(patient, shard, batch_size, seed, epoch, block_shards):
+    """The sampler's epoch plan written as the plain loop it vectorizes (the reference)."""
+    rng = np.random.default_rng([seed, epoch])
+    shards = rng.permutation(shard.max() + 1)
+    anchors = np.concatenate([rng.permutation(np.flatnonzero(np.isin(shard, shards[i:i + block_shards])))
+                              for i in range(0, len(shards), block_shards)])
+    batches, current, waiting = [], [], []
+    for a in anchors:
+        if patient[a] in {patient[c] for c in current}:
+            waiting.append(a)
+            continue
+        current.append(a)
+        if len(current) == batch_size:
+            batches.append(current)
+            current, retry, waiting = [], waiting, []
+            for w in retry:
+                (waiting if patient[w] in {patient[c] for c in current} else current).append(w)
+    plan = []
+    for batch in batches:
+        pairs = []
+        for a in batch:
+            others = [r for r in np.flatnonzero(patient == patient[a]) if r != a]
+            pairs.append((a, others[rng.integers(len(others))] if others else a))
+        plan.append(np.array(pairs))
+    return plan
+
+
+def test_sampler_plan_is_the_one_anchor_at_a_time_loop():
+    rng = np.random.default_rng(11)
+    patient = np.unique(rng.integers(0, 300, 900), return_inverse=True)[1]     # 1 to ~10 ECGs each
+    shard = np.arange(900) // 70
+    sampler = PatientPairSampler(patient, shard, 32, seed=5, block_shards=3)
+    for epoch in (0, 4):
+        want = _plan_one_anchor_at_a_time(patient, shard, 32, 5, epoch, 3)
+        got = sampler._epoch_batches(epoch)
+        assert len(got) == len(want) > 20
+        assert all(np.array_equal(g, w) for g, w in zip(got, want))
+
+
 def test_sampler_splits_a_global_batch_across_ranks():
     patient, shard = np.arange(40), np.zeros(40, dtype=int)
     ranks = [next(iter(PatientPairSampler(patient, shard, 4, seed=3, rank=r, world_size=2)))[2] for r in (0, 1)]
@@ -188,3 +227,64 @@ def test_training_in_process_gives_back_the_signal_handlers(demo_shards, tmp_pat
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1)}
     pretrain(tiny_pretrain_settings(steps=2, checkpoint_every=2), [demo_shards], tmp_path / "run", progress=False)
     assert {sig: signal.getsignal(sig) for sig in before} == before
+
+
+def test_the_corpus_in_memory_gives_the_streamed_batches_as_stored(demo_shards):
+    from ecgfm.pretrain_data import InMemoryCorpus, PairDataset, PretrainCorpus
+    corpus = PretrainCorpus([demo_shards])
+    streamed = PairDataset(corpus)
+    memory = InMemoryCorpus(corpus, torch.device("cpu"), chunk=7)         # chunks that do not divide it
+    assert memory.data.dtype == torch.float16 and memory.data.shape[0] == len(corpus)
+    sampler = PatientPairSampler(corpus.patient, corpus.shard, 16, seed=3)
+    sampler.load_state_dict({"epoch": 1, "batch": 2})
+    reference = PatientPairSampler(corpus.patient, corpus.shard, 16, seed=3)
+    reference.load_state_dict({"epoch": 1, "batch": 2})
+    for got, item, _ in zip(memory.batches(sampler), iter(reference), range(12)):   # across an epoch end
+        want = streamed[item]
+        assert got["position"] == want["position"] == item[:2]
+        for key in ("anchor", "partner", "has_partner"):
+            assert got[key].dtype == want[key].dtype and torch.equal(got[key], want[key]), key
+    assert sampler.state_dict() == reference.state_dict()
+
+
+def test_auto_puts_the_corpus_where_it_fits():
+    from ecgfm.pretrain_data import choose_corpus_mode
+    gib, cpu, gpu = 2**30, torch.device("cpu"), torch.device("cuda", 0)
+    assert choose_corpus_mode("auto", 1 * gib, gpu, 16, 64) == "device"
+    assert choose_corpus_mode("auto", 40 * gib, gpu, 16, 64) == "host"
+    assert choose_corpus_mode("auto", 77 * gib, gpu, 16, 64) == "stream"
+    assert choose_corpus_mode("auto", 40 * gib, cpu, 16, 64) == "stream"    # no pinned host tier on CPU
+    assert choose_corpus_mode("stream", 1, gpu, 16, 64) == "stream"
+
+
+def test_streamed_and_in_memory_training_end_with_the_same_weights(demo_shards, tmp_path, uninterrupted):
+    """``uninterrupted`` ran with config.yaml's corpus_memory (auto: in memory here). The same run
+    streamed from the shards by two loader processes, killed past a checkpoint and resumed with
+    the corpus in memory, ends with the same weights, bit for bit."""
+    out = tmp_path / "streamed"
+    proc = _job(tiny_pretrain_settings(num_workers=2, corpus_memory={"mode": "stream"}), out, demo_shards)
+    _wait_for_step(out, 11, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert "streamed from the shards" in proc.stderr.read()
+    resumed = _job(tiny_pretrain_settings(corpus_memory={"mode": "device"}), out, demo_shards)
+    assert resumed.wait(timeout=300) == 0
+    log = resumed.stderr.read()
+    assert "resumed from" in log and "in device memory" in log
+    for key, value in _weights(out).items():
+        assert torch.equal(value, uninterrupted[key]), key
+
+
+def test_a_compiled_step_trains_as_the_eager_one(demo_shards, tmp_path):
+    """pretrain.compile captures the model with its three objectives, forward and backward, as one
+    graph (the aot_eager backend here: Dynamo and AOTAutograd without code generation, so that it
+    runs in seconds on a CPU); the run ends where the eager run ends, up to rounding."""
+    runs = {}
+    for name, compiled in (("eager", {"mode": "none"}), ("compiled", {"mode": "default", "backend": "aot_eager"})):
+        out = tmp_path / name
+        pretrain(tiny_pretrain_settings(steps=6, checkpoint_every=6, compile=compiled), [demo_shards], out,
+                 progress=False)
+        runs[name] = _weights(out)
+    torch._dynamo.reset()
+    for key, value in runs["eager"].items():
+        assert torch.allclose(runs["compiled"][key], value, rtol=1e-4, atol=1e-6), key
