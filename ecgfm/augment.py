@@ -51,7 +51,7 @@ def baseline_wander(x, gen, max_mv: float, fs: float, max_hz: float = 0.5):
 def lead_dropout(x, gen, p: float):
     """Zero each lead independently with probability ``p`` (never all 12 of an ECG)."""
     keep = _rand(x.shape[:2], gen, x) >= p
-    keep[keep.sum(1) == 0, 0] = True
+    keep[:, 0] |= keep.sum(1) == 0              # no boolean indexing: no host synchronisation
     return x * keep[..., None]
 
 
