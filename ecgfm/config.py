@@ -113,7 +113,8 @@ def pretrain_grid(config: dict) -> list[str]:
 
 
 def _explicit_models(p: dict) -> list[str]:
-    methods = {name.split("_", 1)[0] for name in p["models"]}
+    from .results import describe_model
+    methods = {describe_model(name)["method"] for name in p["models"]}
     stray = sorted(methods - set(p["methods"]))
     if stray:
         raise ConfigError(f"pretrain.models: method(s) {', '.join(stray)} not in pretrain.methods")
@@ -151,10 +152,8 @@ def vit_architecture(config: dict, patch, depth, width) -> dict:
 
 def grid_architectures(config: dict) -> list[tuple[int, int, int]]:
     """The distinct (patch, depth, width) of the pretrained models, in the grid's order."""
-    archs = []
-    for name in pretrain_grid(config):
-        _, patch, depth, width = name.split("_")
-        archs.append((int(patch[1:]), int(depth[1:]), int(width[1:])))
+    from .results import describe_model
+    archs = [tuple(describe_model(name)[k] for k in ("patch", "depth", "width")) for name in pretrain_grid(config)]
     return list(dict.fromkeys(archs))
 
 

@@ -198,7 +198,7 @@ def lead_subsets(model_name: str, encoder_dir, finetuned_dir, ptbxl_dir, labels_
 
     from .encoder import embed_array, load_model
     from .finetune import device_for_training, load_classifier, predict_logits
-    from .leads import CANONICAL_LEADS, LIMB_LEADS, restrict_to_leads
+    from .leads import CANONICAL_LEADS, leads_from, restrict_to_leads
     device = device_for_training()
     encoder = load_model(encoder_dir, device=device)
     classifier, _ = load_classifier(finetuned_dir, device=device)
@@ -208,7 +208,7 @@ def lead_subsets(model_name: str, encoder_dir, finetuned_dir, ptbxl_dir, labels_
     rows, done = [], {}
     for name, keep in subsets.items():
         keep = [lead for lead in CANONICAL_LEADS if lead in keep]
-        effective = tuple(sorted(set(keep) | (set(LIMB_LEADS) if len(set(keep) & set(LIMB_LEADS)) >= 2 else set())))
+        effective = tuple(sorted(leads_from(keep)))
         if effective not in done:
             xs = restrict_to_leads(x, keep)
             with torch.no_grad():

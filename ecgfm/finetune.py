@@ -72,15 +72,20 @@ def _autocast(device):
 
 
 @torch.no_grad()
-def predict_logits(model: Classifier, x: np.ndarray, batch_size: int = 256, device=None) -> np.ndarray:
-    device = device or next(model.parameters()).device
-    model.eval()
+def _in_batches(fn, x: np.ndarray, batch_size: int, device, width: int) -> np.ndarray:
+    """``fn`` over ``x`` [n, ...] in batches on ``device`` (autocast as in training) -> [n, width]."""
     out = []
     for start in range(0, len(x), batch_size):
         chunk = torch.from_numpy(np.ascontiguousarray(x[start:start + batch_size], dtype=np.float32)).to(device)
         with _autocast(device):
-            out.append(model(chunk).float().cpu().numpy())
-    return np.concatenate(out) if out else np.empty((0, model.head.out_features), np.float32)
+            out.append(fn(chunk).float().cpu().numpy())
+    return np.concatenate(out) if out else np.empty((0, width), np.float32)
+
+
+def predict_logits(model: Classifier, x: np.ndarray, batch_size: int = 256, device=None) -> np.ndarray:
+    device = device or next(model.parameters()).device
+    model.eval()
+    return _in_batches(model, x, batch_size, device, model.head.out_features)
 
 
 def mean_auroc(y: np.ndarray, scores: np.ndarray) -> float:
@@ -154,15 +159,9 @@ def train_classifier(model: Classifier, x_train, y_train, x_val, y_val, settings
     return history
 
 
-@torch.no_grad()
 def features_of(model: Classifier, x: np.ndarray, batch_size: int, device) -> np.ndarray:
     model.eval()
-    out = []
-    for start in range(0, len(x), batch_size):
-        chunk = torch.from_numpy(np.ascontiguousarray(x[start:start + batch_size], dtype=np.float32)).to(device)
-        with _autocast(device):
-            out.append(model.features(chunk).float().cpu().numpy())
-    return np.concatenate(out)
+    return _in_batches(model.features, x, batch_size, device, model.head.in_features)
 
 
 def init_head_from_probe(model: Classifier, x_train, y_train, x_val, y_val, settings: dict, device) -> list:

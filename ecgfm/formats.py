@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from .leads import normalize_lead_name
-from .readers import RawRecord, RecordError
+from .readers import RawRecord, RecordError, parse_xml
 
 SIDECAR = "ecgfm.json"            # one sidecar for every array of a folder
 
@@ -174,14 +174,7 @@ def _text(element, name: str) -> str:
 
 def read_muse_xml(path) -> RawRecord:
     """A GE MUSE ``RestingECG`` XML export (see the module's description)."""
-    from defusedxml import ElementTree
-    from defusedxml.common import DefusedXmlException
-    try:
-        root = ElementTree.parse(str(path)).getroot()
-    except DefusedXmlException as exc:
-        raise RecordError(f"refused XML: {type(exc).__name__} (entity or DTD tricks)") from None
-    except ElementTree.ParseError as exc:
-        raise RecordError(f"unreadable XML: {exc}") from None
+    root = parse_xml(path)
     if root.tag != "RestingECG":
         raise RecordError(f"XML root <{root.tag}>: not a MUSE RestingECG export")
     rhythm = [w for w in root.iter("Waveform") if (w.findtext("WaveformType") or "").strip() == "Rhythm"]

@@ -49,14 +49,23 @@ def lead_index(names: list[str]) -> dict[str, int]:
     return index
 
 
+LIMB_LEADS = CANONICAL_LEADS[:6]
+# each limb lead as a combination of leads I and II (Einthoven: III = II - I; Goldberger: aVR, aVL, aVF)
+LIMB_BASIS = {"I": (1.0, 0.0), "II": (0.0, 1.0), "III": (-1.0, 1.0), "aVR": (-0.5, -0.5), "aVL": (1.0, -0.5),
+              "aVF": (-0.5, 1.0)}
+
+
 def derive_limb_leads(lead_i: np.ndarray, lead_ii: np.ndarray) -> dict[str, np.ndarray]:
-    """III, aVR, aVL, aVF from I and II (Einthoven and Goldberger)."""
-    return {
-        "III": lead_ii - lead_i,
-        "aVR": -(lead_i + lead_ii) / 2.0,
-        "aVL": lead_i - lead_ii / 2.0,
-        "aVF": lead_ii - lead_i / 2.0,
-    }
+    """III, aVR, aVL, aVF from I and II (Einthoven and Goldberger, ``LIMB_BASIS``)."""
+    return {lead: w_i * lead_i + w_ii * lead_ii for lead, (w_i, w_ii) in LIMB_BASIS.items()
+            if lead not in ("I", "II")}
+
+
+def leads_from(recorded) -> set[str]:
+    """The leads a record with only ``recorded`` gives: those, and all six limb leads when two
+    limb leads are among them (any two determine the other four)."""
+    recorded = set(recorded)
+    return recorded | set(LIMB_LEADS) if len(recorded & set(LIMB_LEADS)) >= 2 else recorded
 
 
 def limb_lead_residuals(ecg: np.ndarray) -> dict[str, float]:
@@ -79,12 +88,6 @@ def limb_lead_residuals(ecg: np.ndarray) -> dict[str, float]:
     return out
 
 
-LIMB_LEADS = CANONICAL_LEADS[:6]
-# each limb lead as a combination of leads I and II (Einthoven: III = II - I; Goldberger: aVR, aVL, aVF)
-LIMB_BASIS = {"I": (1.0, 0.0), "II": (0.0, 1.0), "III": (-1.0, 1.0), "aVR": (-0.5, -0.5), "aVL": (1.0, -0.5),
-              "aVF": (-0.5, 1.0)}
-
-
 def complete_leads(columns: dict, wanted, zero_missing: bool) -> tuple[np.ndarray, dict]:
     """The leads ``wanted`` ([len(wanted), n]) from ``columns`` (canonical lead name -> signal [n]).
 
@@ -97,13 +100,14 @@ def complete_leads(columns: dict, wanted, zero_missing: bool) -> tuple[np.ndarra
     if not columns:
         raise ValueError("no standard lead in the record")
     n = len(next(iter(columns.values())))
-    recorded_limb = [lead for lead in LIMB_LEADS if lead in columns]
     derivable = {}
-    if len(recorded_limb) >= 2 and any(lead not in columns for lead in wanted if lead in LIMB_LEADS):
+    if set(LIMB_LEADS) <= leads_from(columns) and any(lead not in columns for lead in wanted if lead in LIMB_LEADS):
+        recorded_limb = [lead for lead in LIMB_LEADS if lead in columns]
         a, b = ("I", "II") if {"I", "II"} <= set(recorded_limb) else recorded_limb[:2]
         basis = np.array([LIMB_BASIS[a], LIMB_BASIS[b]])             # [a; b] = basis @ [I; II]
         i, ii = np.linalg.solve(basis, np.stack([columns[a], columns[b]]).astype(np.float64))
-        derivable = {lead: (w_i * i + w_ii * ii).astype(np.float32) for lead, (w_i, w_ii) in LIMB_BASIS.items()}
+        derivable = {lead: signal.astype(np.float32)
+                     for lead, signal in {"I": i, "II": ii, **derive_limb_leads(i, ii)}.items()}
     info = {"present": [], "derived": [], "zeroed": []}
     out = np.empty((len(wanted), n), dtype=np.float32)
     for k, lead in enumerate(wanted):

@@ -306,8 +306,8 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
         window.update(start=now, samples=0)
 
     # --- the loop -----------------------------------------------------------------------------------
-    memory = settings.get("corpus_memory") or {}
-    mode = choose_corpus_mode(memory.get("mode", "auto"), corpus.nbytes(), device,
+    memory, corpus_bytes = settings.get("corpus_memory") or {}, corpus.nbytes()
+    mode = choose_corpus_mode(memory.get("mode", "auto"), corpus_bytes, device,
                               memory.get("device_gb", 16), memory.get("host_gb", 64))
     in_memory = None
     if mode == "stream":
@@ -318,7 +318,7 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
     else:                       # the corpus in memory: batches gathered by index, no worker
         in_memory = InMemoryCorpus(corpus, device if mode == "device" else torch.device("cpu"))
     if rank == 0:
-        print(f"corpus: {len(corpus)} records, {corpus.nbytes() / 2**30:.2f} GiB as stored, "
+        print(f"corpus: {len(corpus)} records, {corpus_bytes / 2**30:.2f} GiB as stored, "
               f"{'streamed from the shards' if mode == 'stream' else 'in ' + mode + ' memory'}",
               file=sys.stderr)
     stop = _StopFlag()

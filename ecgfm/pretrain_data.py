@@ -185,17 +185,18 @@ class InMemoryCorpus:
     exactly the batches the streaming loader yields for the same sampler (tested)."""
 
     def __init__(self, corpus: PretrainCorpus, device: torch.device, chunk: int = 2048):
-        self.device = device
-        first = torch.from_numpy(corpus.read([0]))
         pin = device.type == "cpu" and torch.cuda.is_available()
-        self.data = torch.empty((len(corpus), *first.shape[1:]), dtype=first.dtype, pin_memory=pin)
+        self.data = None
         for start in range(0, len(corpus), chunk):
-            stop = min(start + chunk, len(corpus))
-            self.data[start:stop] = torch.from_numpy(corpus.read(np.arange(start, stop)))
+            part = torch.from_numpy(corpus.read(np.arange(start, min(start + chunk, len(corpus)))))
+            if self.data is None:
+                self.data = torch.empty((len(corpus), *part.shape[1:]), dtype=part.dtype, pin_memory=pin)
+            self.data[start:start + len(part)] = part
         if device.type != "cpu":
             self.data = self.data.to(device)
-        self._staging: list[torch.Tensor] = []
-        self._events: list = []
+        self._staging: list[torch.Tensor] = []        # two pinned buffers, used in turn
+        self._events: list = [None, None]             # the copy out of each, once queued
+        self._turn = 1
 
     def batches(self, sampler: PatientPairSampler):
         """Batches from the sampler's current position on, as the streaming loader gives them."""
@@ -217,7 +218,7 @@ class InMemoryCorpus:
             shape = (len(flat), *self.data.shape[1:])
             self._staging = [torch.empty(shape, dtype=self.data.dtype, pin_memory=True) for _ in range(2)]
             self._events = [None, None]
-        k = self._turn = 1 - getattr(self, "_turn", 1)
+        k = self._turn = 1 - self._turn
         if self._events[k] is not None:
             self._events[k].synchronize()
         torch.index_select(self.data, 0, flat, out=self._staging[k])

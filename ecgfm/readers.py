@@ -532,16 +532,22 @@ class UKBiobankReader:
         return read_cardiosoft_xml(self.root / item.locator, self.resolution_units)
 
 
-def read_cardiosoft_xml(path, resolution_units: str = "uVperLsb") -> RawRecord:
-    """One GE CardioSoft resting ECG XML export (UK Biobank's field 20205), see ``UKBiobankReader``."""
+def parse_xml(path):
+    """The root element of an XML file parsed with defusedxml (entity and DTD tricks refused), or
+    ``RecordError`` with the reason."""
     from defusedxml import ElementTree
     from defusedxml.common import DefusedXmlException
     try:
-        root = ElementTree.parse(path).getroot()
+        return ElementTree.parse(str(path)).getroot()
     except DefusedXmlException as exc:
         raise RecordError(f"refused XML: {type(exc).__name__} (entity or DTD tricks)") from None
     except ElementTree.ParseError as exc:
         raise RecordError(f"unreadable XML: {exc}") from None
+
+
+def read_cardiosoft_xml(path, resolution_units: str = "uVperLsb") -> RawRecord:
+    """One GE CardioSoft resting ECG XML export (UK Biobank's field 20205), see ``UKBiobankReader``."""
+    root = parse_xml(path)
     strip = root.find(".//StripData")
     if strip is None:
         raise RecordError("no StripData element (not a resting ECG export?)")
