@@ -1,14 +1,15 @@
 """Pretraining throughput: the model-only step, and the real trainer in each input mode.
 
     python benchmarks/pretrain.py [--batch 256] [--steps 20] [--warmup 5] [--grid]
+    python benchmarks/pretrain.py --ops [--models HL_p60_d2_e512,...]
     python benchmarks/pretrain.py --trainer [--records 20000] [--patients 15000] [--steps 60]
                                   [--models HL_p60_d2_e512,...] [--modes stream,host,device]
                                   [--workers 10] [--grid] [--peak-tflops 989]
                                   [--compile none|default|reduce-overhead|max-autotune]
 
-Model only: full HL training steps (masked reconstruction + three augmented views through the
-encoder, InfoNCE, backward, AdamW) on synthetic batches already on the device; it measures the
-model, not the loader. bf16 autocast on CUDA, fp32 on CPU. --grid also tries every cell of the
+Model only: the trainer's own step (``ecgfm.pretrain.train_step``: the step's random numbers,
+masked reconstruction + three augmented views through the encoder, InfoNCE, backward, clipping,
+AdamW) on synthetic batches already on the device; it measures the model, not the loader. bf16 autocast on CUDA, fp32 on CPU. --grid also tries every cell of the
 paper's 81-model grid at the configured batch size and reports peak memory or OOM (GPU only).
 
 --trainer: writes synthetic standardized shards of --records records of --patients patients with
@@ -19,7 +20,8 @@ cell: the model-only samples/s, the trainer's samples/s (steady state: the media
 windows after the first third), their ratio, the analytic FLOPs per sample
 (``ecgfm.model.training_flops_per_sample``), the model FLOPs utilization against --peak-tflops
 (bf16 dense; default by device name: H100/H200 989, A100 312; none on a CPU) and the peak GPU
-memory. With --grid, every cell of config.yaml's grid in the first mode of --modes, and the
+memory. --ops: the operators one eager step dispatches, per section (each is host work on a GPU:
+a step of many small kernels is bound by their count). With --grid, every cell of config.yaml's grid in the first mode of --modes, and the
 grid's total GPU-hours at the configured steps. It runs unchanged on a CPU (small sizes; a test
 runs it) and on a GPU.
 """
@@ -35,16 +37,17 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ecgfm.augment import make_view  # noqa: E402
 from ecgfm.config import load_config, pretrain_grid, pretrain_settings  # noqa: E402
 from ecgfm.model import Architecture, ECGFoundationModel  # noqa: E402
-from ecgfm.pretrain import PretrainObjective  # noqa: E402
+from ecgfm.pretrain import PretrainObjective, make_optimizer, train_step  # noqa: E402
 
 
-def measure(settings, batch, steps, warmup, device):
+def step_parts(settings, batch, device):
+    """What one trainer step needs, built as the trainer builds it, on synthetic batches already on
+    the device: (objective, the module to call, optimizer, x, partner, generator, autocast)."""
     arch = Architecture(**settings["architecture"])
     objective = PretrainObjective(ECGFoundationModel(arch), settings).to(device)
-    opt = torch.optim.AdamW(objective.parameters(), lr=1e-4, fused=device.type == "cuda")
+    optimizer = make_optimizer(objective, settings, device)
     mode = (settings.get("compile") or {}).get("mode", "none")
     step_module = objective if mode == "none" else \
         torch.compile(objective, mode=None if mode == "default" else mode, dynamic=False)
@@ -53,6 +56,12 @@ def measure(settings, batch, steps, warmup, device):
     gen = torch.Generator(device=device).manual_seed(0)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" \
         else torch.autocast("cpu", enabled=False)
+    return objective, step_module, optimizer, x, partner, gen, autocast
+
+
+def measure(settings, batch, steps, warmup, device):
+    """(median samples/s, peak GiB) of the trainer's own step (``ecgfm.pretrain.train_step``)."""
+    objective, step_module, optimizer, x, partner, gen, autocast = step_parts(settings, batch, device)
     times = []
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -60,25 +69,54 @@ def measure(settings, batch, steps, warmup, device):
         if device.type == "cuda":
             torch.cuda.synchronize()
         t = time.perf_counter()
-        w, views = settings["weights"], {}        # the views the trainer makes for this objective
-        if w["sample"] or w["patient"]:
-            views["a"] = make_view(x, gen, settings["augment"], 250)
-        if w["sample"]:
-            views["b"] = make_view(x, gen, settings["augment"], 250)
-        if w["patient"]:
-            views["c"] = make_view(partner, gen, settings["augment"], 250)
-        noise = torch.rand((batch, arch.n_patches), generator=gen, device=device)
-        with autocast:
-            loss, _ = step_module(x, views, noise)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(objective, step_module, optimizer, x, partner, gen, autocast, settings["grad_clip"])
         if device.type == "cuda":
             torch.cuda.synchronize()
         if step >= warmup:
             times.append(time.perf_counter() - t)
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
     return batch / statistics.median(times), peak
+
+
+def count_ops(settings, device) -> dict:
+    """Operators dispatched by one eager trainer step, per section of ``train_step``: on a GPU each
+    costs host time to dispatch and launch, so a step of small kernels is bound by their count, not
+    by arithmetic. The count does not depend on the batch size (a batch of 2 here)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Counter(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.section, self.counts = None, {}
+
+        def mark(self, section):
+            self.section = section
+            self.counts.setdefault(section, 0)
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if self.section is not None:
+                self.counts[self.section] += 1
+            return func(*args, **(kwargs or {}))
+
+    parts = step_parts({**settings, "compile": {"mode": "none"}}, 2, device)
+    train_step(*parts, settings["grad_clip"])           # the optimizer's state exists from here on
+    with Counter() as counter:
+        train_step(*parts, settings["grad_clip"], mark=counter.mark)
+    return counter.counts
+
+
+def ops_table(args, config, device):
+    models = args.models.split(",")
+    sections = ("draws", "forward", "backward", "clip + optimizer")
+    print("operators dispatched per eager step (ecgfm.pretrain.train_step), per section"
+          + ("" if device.type == "cuda" else "; on a CPU, AdamW and clipping go parameter by parameter "
+             "(fused and foreach on CUDA)"))
+    print("| model | " + " | ".join(sections) + " | total |")
+    print("|---|" + "---|" * (len(sections) + 1))
+    for name in models:
+        method, p, d, e = name.split("_")
+        counts = count_ops(pretrain_settings(config, method, int(p[1:]), int(d[1:]), int(e[1:])), device)
+        print(f"| {name} | " + " | ".join(str(counts[k]) for k in sections) + f" | {sum(counts.values())} |")
 
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}   # dense, SXM parts
@@ -176,6 +214,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--grid", action="store_true")
     ap.add_argument("--trainer", action="store_true", help="the real trainer, per input mode")
+    ap.add_argument("--ops", action="store_true", help="operators dispatched per eager step, per section")
     ap.add_argument("--records", type=int, default=20000)
     ap.add_argument("--patients", type=int, default=15000)
     ap.add_argument("--models", default="HL_p60_d2_e512,GL_p60_d2_e512,CL_p250_d2_e1024")
@@ -191,6 +230,9 @@ def main():
     config = load_config(Path(__file__).resolve().parents[1] / "config.yaml")
     print(f"device: {name}; torch {torch.__version__}; "
           f"{'bf16 autocast' if device.type == 'cuda' else 'fp32'}")
+    if args.ops:
+        ops_table(args, config, device)
+        return
     if args.trainer:
         trainer_table(args, config, device)
         return

@@ -1,8 +1,13 @@
 """Augmentations that make the contrastive views (batched, on whatever device the batch is on).
 
-Each takes x [B, L, T] in mV and a ``torch.Generator`` (so that a step's views are a function of
-the seed and the step: a resumed run sees the same views), and returns a new tensor. Strengths
-come from the config's ``augment`` block; ``make_view`` applies them in a fixed order.
+Randomness and arithmetic are apart. ``draw`` takes every random number of a set of views from a
+``torch.Generator`` in two calls (a uniform table, one row of ``draw_columns(leads)`` per ECG, and
+the Gaussian noise), so that a step's views are a function of the seed and the step (a resumed run
+sees the same views). The augmentations themselves are pure functions of the signal and their
+draws, with no generator and no host work, so that a compiled training step takes them into its
+graph: the eager step dispatched 193 operators to make HL's three views, this one a few
+(``benchmarks/pretrain.py --ops``). Strengths come from the config's ``augment`` block;
+``augment`` applies them in a fixed order.
 """
 from __future__ import annotations
 
@@ -10,66 +15,89 @@ import math
 
 import torch
 
+# the uniform table's columns, per ECG: four scalars, then four per lead
+SHIFT, SCALE, MASK_WIDTH, MASK_START = range(4)
+PER_LEAD = ("wander_freq", "wander_phase", "wander_amp", "dropout")
 
-def _rand(shape, gen, x):
-    return torch.rand(shape, generator=gen, device=gen.device).to(x.device)
+
+def draw_columns(leads: int) -> int:
+    return 4 + len(PER_LEAD) * leads
 
 
-def random_shift(x, gen, max_fraction: float):
-    """Circularly shift each ECG in time by up to ``max_fraction`` of its length (a random crop
-    of a periodic signal, keeping its length)."""
-    b, _, t = x.shape
+def lead_columns(u, name: str, leads: int):
+    """The [N, leads] block of the uniform table that ``name`` (one of PER_LEAD) reads."""
+    start = 4 + PER_LEAD.index(name) * leads
+    return u[:, start:start + leads]
+
+
+def draw(n: int, leads: int, length: int, gen: torch.Generator):
+    """Every random number of n augmented ECGs: (uniform [n, draw_columns(leads)], normal [n, leads, length]),
+    on the generator's device."""
+    uniform = torch.rand((n, draw_columns(leads)), generator=gen, device=gen.device)
+    normal = torch.randn((n, leads, length), generator=gen, device=gen.device)
+    return uniform, normal
+
+
+def shift(x, u, max_fraction: float):
+    """Circularly shift each ECG in time by up to ``max_fraction`` of its length (a random crop of
+    a periodic signal, keeping its length); u [B] in [0, 1) picks the shift, uniform over
+    -max .. +max samples."""
+    _, leads, t = x.shape
     max_shift = int(t * max_fraction)
-    if max_shift == 0:
-        return x.clone()
-    shifts = (_rand((b,), gen, x) * (2 * max_shift + 1)).long() - max_shift
+    shifts = (u * (2 * max_shift + 1)).long() - max_shift
     idx = (torch.arange(t, device=x.device)[None] - shifts[:, None]) % t      # [B, T]
-    return torch.gather(x, 2, idx[:, None, :].expand(-1, x.shape[1], -1))
+    return torch.gather(x, 2, idx[:, None, :].expand(-1, leads, -1))
 
 
-def amplitude_scale(x, gen, low: float, high: float):
-    """Multiply each ECG by one factor drawn uniformly from [low, high]."""
-    scale = low + (high - low) * _rand((x.shape[0], 1, 1), gen, x)
-    return x * scale
+def scale(x, u, low: float, high: float):
+    """Multiply each ECG by one factor, low + (high - low) * u, u [B]."""
+    return x * (low + (high - low) * u)[:, None, None]
 
 
-def gaussian_noise(x, gen, std_mv: float):
-    """Add white Gaussian noise of standard deviation ``std_mv``."""
-    return x + std_mv * torch.randn(x.shape, generator=gen, device=gen.device).to(x.device)
+def add_noise(x, normal, std_mv: float):
+    """Add white Gaussian noise of standard deviation ``std_mv`` (normal: standard normal, x's shape)."""
+    return x + std_mv * normal
 
 
-def baseline_wander(x, gen, max_mv: float, fs: float, max_hz: float = 0.5):
-    """Add a slow sinusoid (below ``max_hz``) of amplitude up to ``max_mv``, per ECG and lead."""
-    b, leads, t = x.shape
-    time = torch.arange(t, device=x.device) / fs
-    freq = max_hz * _rand((b, leads, 1), gen, x)
-    phase = 2 * math.pi * _rand((b, leads, 1), gen, x)
-    amp = max_mv * _rand((b, leads, 1), gen, x)
-    return x + amp * torch.sin(2 * math.pi * freq * time + phase)
+def wander(x, u_freq, u_phase, u_amp, max_mv: float, fs: float, max_hz: float = 0.5):
+    """Add a slow sinusoid per ECG and lead: frequency below ``max_hz``, any phase, amplitude up to
+    ``max_mv``; each u [B, L]."""
+    time = torch.arange(x.shape[-1], device=x.device) / fs
+    freq, phase, amp = max_hz * u_freq, 2 * math.pi * u_phase, max_mv * u_amp
+    return x + amp[..., None] * torch.sin(2 * math.pi * freq[..., None] * time + phase[..., None])
 
 
-def lead_dropout(x, gen, p: float):
-    """Zero each lead independently with probability ``p`` (never all 12 of an ECG)."""
-    keep = _rand(x.shape[:2], gen, x) >= p
-    keep[:, 0] |= keep.sum(1) == 0              # no boolean indexing: no host synchronisation
+def drop_leads(x, u, p: float):
+    """Zero each lead whose u [B, L] is below ``p``; an ECG that would lose every lead keeps its
+    first. Arithmetic only: no boolean indexing, hence no host synchronisation."""
+    keep = u >= p
+    keep[:, 0] |= ~keep.any(1)
     return x * keep[..., None]
 
 
-def time_mask(x, gen, max_fraction: float):
-    """Zero one random window of up to ``max_fraction`` of the length, per ECG (all leads)."""
-    b, _, t = x.shape
-    width = (_rand((b,), gen, x) * max_fraction * t).long()
-    start = (_rand((b,), gen, x) * (t - width + 1).float()).long()
+def mask_window(x, u_width, u_start, max_fraction: float):
+    """Zero one window of up to ``max_fraction`` of the length, per ECG (all leads); u [B] each:
+    the width is u_width of the maximum, the start uniform over the positions where it fits."""
+    t = x.shape[-1]
+    width = (u_width * max_fraction * t).long()
+    start = (u_start * (t - width + 1).float()).long()
     pos = torch.arange(t, device=x.device)[None]
     masked = (pos >= start[:, None]) & (pos < (start + width)[:, None])
     return x * (~masked)[:, None, :]
 
 
+def augment(x, uniform, normal, cfg: dict, fs: float):
+    """x [N, L, T] augmented with every augmentation of ``cfg`` (the config's ``augment`` block), each
+    ECG with its own row of ``draw``'s tables. Pure: the same inputs give the same views."""
+    leads = x.shape[1]
+    x = shift(x, uniform[:, SHIFT], cfg["shift_fraction"])
+    x = scale(x, uniform[:, SCALE], *cfg["scale_range"])
+    x = add_noise(x, normal, cfg["noise_std_mv"])
+    x = wander(x, *(lead_columns(uniform, n, leads) for n in PER_LEAD[:3]), cfg["wander_mv"], fs)
+    x = drop_leads(x, lead_columns(uniform, "dropout", leads), cfg["lead_dropout"])
+    return mask_window(x, uniform[:, MASK_WIDTH], uniform[:, MASK_START], cfg["time_mask_fraction"])
+
+
 def make_view(x, gen, cfg: dict, fs: float):
-    """One augmented view with every augmentation of ``cfg`` (the config's ``augment`` block)."""
-    x = random_shift(x, gen, cfg["shift_fraction"])
-    x = amplitude_scale(x, gen, *cfg["scale_range"])
-    x = gaussian_noise(x, gen, cfg["noise_std_mv"])
-    x = baseline_wander(x, gen, cfg["wander_mv"], fs)
-    x = lead_dropout(x, gen, cfg["lead_dropout"])
-    return time_mask(x, gen, cfg["time_mask_fraction"])
+    """One augmented view of every ECG of x, drawn from ``gen``."""
+    return augment(x, *draw(x.shape[0], x.shape[1], x.shape[2], gen), cfg, fs)

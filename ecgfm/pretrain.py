@@ -13,7 +13,9 @@ optimizer, then the loop with logging, checkpoints and the stop signals.
   whole in GPU or pinned host memory when it fits a budget, each batch gathered by index; records
   stay float16 until they are on the device. Both give the same batches.
 * Every random draw of a step (augmentations, masks) comes from a generator seeded by
-  (seed, step, rank), and the data order from (seed, epoch): a resumed run is the same run.
+  (seed, step, rank), and the data order from (seed, epoch): a resumed run is the same run. The
+  draws are made before the forward (``PretrainObjective.draw``), so that the forward, views
+  included, is one graph for ``pretrain.compile`` and has no host synchronisation.
 * A checkpoint (model, optimizer, scheduler, sampler position, RNG states) every
   ``checkpoint_every`` steps and at the end, written to a temporary name and renamed. Rerunning
   resumes from it by itself. SIGTERM or SIGUSR1 (SLURM's warning before a time limit or a
@@ -41,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .augment import make_view
+from .augment import augment, draw
 from .model import Architecture, ECGFoundationModel, crop_to_patches
 from .objectives import UncertaintyWeights, hybrid_loss, info_nce, reconstruction_loss
 from .pretrain_data import (InMemoryCorpus, PairDataset, PatientPairSampler, PretrainCorpus,
@@ -70,25 +72,49 @@ class PretrainObjective(nn.Module):
         # the running mean of each part (0: not seen yet); a buffer, so checkpoints carry it
         self.register_buffer("loss_scale", torch.zeros(len(PARTS)))
 
-    def forward(self, x, views, noise):
-        """x [B, L, T] clean anchors; views: dict of augmented batches; noise [B, N] for masking."""
+    @property
+    def view_names(self) -> tuple:
+        """The augmented views this objective compares: a and b of the anchor (sample level), c of
+        its partner, another ECG of the same patient (patient level)."""
+        w = self.s["weights"]
+        return tuple(n for n, on in (("a", w["sample"] or w["patient"]), ("b", w["sample"]), ("c", w["patient"]))
+                     if on)
+
+    def draw(self, x, gen: torch.Generator):
+        """Every random number of one step, from ``gen``: the views' tables (``augment.draw``; None
+        without views) and the masking noise [B, patches]. Kept out of ``forward`` so that a
+        compiled forward holds no generator."""
+        b, leads, length = x.shape
+        names = self.view_names
+        tables = draw(len(names) * b, leads, length, gen) if names else (None, None)
+        noise = torch.rand((b, self.model.arch.n_patches), generator=gen, device=gen.device)
+        return (*tables, noise)
+
+    def forward(self, x, partner, uniform, normal, noise):
+        """x [B, L, T] anchors, partner [B, L, T] (or None) another ECG of each anchor's patient,
+        either as stored (float16) or float32; uniform, normal, noise from ``draw``. Returns the
+        total loss and, detached for the log, [total, *PARTS] (0 for a part the objective lacks)."""
         s, w, parts = self.s, self.s["weights"], {}
+        x = x.float()
         if w["recon"]:
             tokens, mask, restore = self.model.forward_encoder(x, s["mask_ratio"], noise)
             pred = self.model.forward_decoder(tokens, restore)
             target = self.model.patchify(crop_to_patches(x, self.model.arch.patch))
             parts["recon"] = reconstruction_loss(pred.float(), target, mask, s["recon_target"])
-        if w["patient"] or w["sample"]:
-            names = [n for n in ("a", "b", "c") if n in views]
-            z = self.model.project(torch.cat([views[n] for n in names])).float()
-            z = dict(zip(names, z.chunk(len(names))))
+        names = self.view_names
+        if names:
+            sources = torch.cat([partner.float() if n == "c" else x for n in names])
+            views = augment(sources, uniform, normal, s["augment"], float(s["fs"]))
+            z = dict(zip(names, self.model.project(views).float().chunk(len(names))))
             if w["sample"]:
                 parts["sample"] = info_nce(z["a"], z["b"], s["temperature"])
             if w["patient"]:
                 parts["patient"] = info_nce(z["a"], z["c"], s["temperature"])
         weighted = self._balanced(parts) if self.balance == "running_mean" else parts
         total = self.learned(weighted) if self.learned is not None else hybrid_loss(weighted, w)
-        return total, parts
+        zero = total.new_zeros(())
+        logged = torch.stack([total.float()] + [parts[p].float() if p in parts else zero for p in PARTS])
+        return total, logged.detach()
 
     def _balanced(self, parts: dict) -> dict:
         """Each part over its own running mean (detached): equation 3's 1:1:1 then weighs the
@@ -105,6 +131,37 @@ class PretrainObjective(nn.Module):
                     self.loss_scale[k] = torch.where(seen > 0, momentum * seen + (1 - momentum) * value, value)
             out[name] = parts[name] / self.loss_scale[k].clamp_min(1e-12)
         return out
+
+
+def make_optimizer(objective: nn.Module, settings: dict, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with weight decay on the matrices only; fused (one kernel for all parameters) on CUDA."""
+    decay = [p for p in objective.parameters() if p.ndim >= 2]
+    no_decay = [p for p in objective.parameters() if p.ndim < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": settings["weight_decay"]},
+                              {"params": no_decay, "weight_decay": 0.0}],
+                             lr=settings["lr"], betas=tuple(settings["betas"]), fused=device.type == "cuda")
+
+
+def train_step(objective: PretrainObjective, train_module: nn.Module, optimizer, x, partner, gen, autocast,
+               grad_clip: float, mark=None):
+    """One optimizer step: the step's random numbers, the forward (``train_module``: the objective,
+    or its DDP or compiled wrapper), backward, clipping, AdamW. Returns the detached losses for the
+    log, left on the device. ``mark(section)``, when given, is called as each section begins (the
+    benchmark counts operators per section with it)."""
+    mark = mark or (lambda section: None)
+    mark("draws")
+    draws = objective.draw(x, gen)
+    mark("forward")
+    with autocast:
+        loss, losses = train_module(x, partner, *draws)
+    mark("backward")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    mark("clip + optimizer")
+    if grad_clip:
+        nn.utils.clip_grad_norm_(objective.parameters(), grad_clip)
+    optimizer.step()
+    return losses
 
 
 def lr_at(step: int, base_lr: float, warmup: int, total: int, min_ratio: float = 0.01) -> float:
@@ -194,12 +251,7 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
     arch = Architecture(**settings["architecture"])
     model = ECGFoundationModel(arch).to(device)
     objective = PretrainObjective(model, settings).to(device)
-    decay = [p for n, p in objective.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in objective.named_parameters() if p.ndim < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings["weight_decay"]},
-                                   {"params": no_decay, "weight_decay": 0.0}],
-                                  lr=settings["lr"], betas=tuple(settings["betas"]),
-                                  fused=device.type == "cuda")     # one kernel for all parameters
+    optimizer = make_optimizer(objective, settings, device)
     steps, warmup = int(settings["steps"]), int(settings["warmup_steps"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_at(step, 1.0, warmup, steps))
@@ -211,8 +263,9 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
             find_unused_parameters=unused)
     compiled = settings.get("compile") or {}
     if compiled.get("mode", "none") != "none":
-        # the model with its three objectives, forward and backward (AOTAutograd), as one graph per
-        # model: the batch, the masked count and the views are fixed. reduce-overhead adds CUDA graphs
+        # the augmentations, the model and its three objectives, forward and backward (AOTAutograd), as
+        # one graph per model: the batch, the masked count and the views are fixed; the step's random
+        # numbers come in as tensors (PretrainObjective.draw). reduce-overhead adds CUDA graphs
         backend = compiled.get("backend", "inductor")
         mode = None if compiled["mode"] == "default" or backend != "inductor" else compiled["mode"]
         train_module = torch.compile(train_module, backend=backend, mode=mode, dynamic=False)
@@ -291,7 +344,7 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
         if rank == 0:
             for (index, epoch, lr, _), row_values in zip(pending, values):
                 row = {"step": index + 1, "epoch": epoch, "lr": lr, "loss": row_values[0],
-                       **{f"loss_{p}": row_values[1 + k] if p in present_parts else ""
+                       **{f"loss_{p}": row_values[1 + k] if settings["weights"][p] else ""
                           for k, p in enumerate(PARTS)},
                        "samples_per_s": rate, "elapsed_s": round(now - started, 2)}
                 metrics_writer.writerow(row)
@@ -324,8 +377,8 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
     stop = _StopFlag()
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" \
         else torch.autocast("cpu", enabled=False)
-    fs = float(settings["fs"])
     sampler_state = sampler.state_dict()
+    gen = torch.Generator(device=device)          # reseeded at every step from (seed, step, rank)
     bar = None
     if progress and rank == 0:
         from tqdm import tqdm
@@ -333,7 +386,6 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
                    mininterval=2)
     started = time.perf_counter()
     window["start"] = started
-    present_parts: set = set()
     try:
         objective.train()
         batches = iter(loader) if in_memory is None else in_memory.batches(sampler)
@@ -343,28 +395,9 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
             partner = batch["partner"].to(device, non_blocking=True) if settings["weights"]["patient"] else None
             if in_memory is not None:
                 in_memory.copied()
-            x = x.float()                     # stored float16: converted on the device, exactly
-            gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + step * 7919 + rank)
-            views = {}
-            w = settings["weights"]
-            if w["sample"] or w["patient"]:
-                views["a"] = make_view(x, gen, settings["augment"], fs)
-            if w["sample"]:
-                views["b"] = make_view(x, gen, settings["augment"], fs)
-            if w["patient"]:
-                views["c"] = make_view(partner.float(), gen, settings["augment"], fs)
-            noise = torch.rand((x.shape[0], arch.n_patches), generator=gen, device=device)
-            with autocast:
-                loss, parts = train_module(x, views, noise)
-            present_parts = set(parts)
-            zero = torch.zeros((), device=device)
-            losses = torch.stack([loss.detach().float()] +
-                                 [parts[p].detach().float() if p in parts else zero for p in PARTS])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if settings["grad_clip"]:
-                nn.utils.clip_grad_norm_(objective.parameters(), settings["grad_clip"])
-            optimizer.step()
+            gen.manual_seed(seed * 1_000_003 + step * 7919 + rank)
+            losses = train_step(objective, train_module, optimizer, x, partner, gen, autocast,
+                                settings["grad_clip"])
             scheduler.step()
             step += 1
             epoch, index = batch["position"]

@@ -276,8 +276,8 @@ def test_streamed_and_in_memory_training_end_with_the_same_weights(demo_shards, 
 
 
 def test_a_compiled_step_trains_as_the_eager_one(demo_shards, tmp_path):
-    """pretrain.compile captures the model with its three objectives, forward and backward, as one
-    graph (the aot_eager backend here: Dynamo and AOTAutograd without code generation, so that it
+    """pretrain.compile captures the augmentations, the model and its three objectives, forward and
+    backward, as one graph (the aot_eager backend here: Dynamo and AOTAutograd without code generation, so that it
     runs in seconds on a CPU); the run ends where the eager run ends, up to rounding."""
     runs = {}
     for name, compiled in (("eager", {"mode": "none"}), ("compiled", {"mode": "default", "backend": "aot_eager"})):
@@ -288,3 +288,22 @@ def test_a_compiled_step_trains_as_the_eager_one(demo_shards, tmp_path):
     torch._dynamo.reset()
     for key, value in runs["eager"].items():
         assert torch.allclose(runs["compiled"][key], value, rtol=1e-4, atol=1e-6), key
+
+
+@pytest.mark.parametrize("method", ["HL", "GL", "CL"])
+def test_the_step_forward_is_one_graph_augmentations_included(method):
+    """Every random number of a step is drawn before the forward (PretrainObjective.draw), so that
+    Dynamo takes the views, the model and the losses as one graph, without a break: the whole of it
+    can be compiled, and replayed as one CUDA graph under reduce-overhead."""
+    from ecgfm.model import Architecture, ECGFoundationModel
+    from ecgfm.pretrain import PretrainObjective
+    settings = tiny_pretrain_settings(method)
+    objective = PretrainObjective(ECGFoundationModel(Architecture(**settings["architecture"])), settings)
+    x, partner = torch.randn(4, 12, 2500), torch.randn(4, 12, 2500).half()
+    draws = objective.draw(x, torch.Generator().manual_seed(0))
+    explained = torch._dynamo.explain(objective)(x, partner, *draws)
+    torch._dynamo.reset()
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
+    loss, logged = objective(x, partner, *draws)
+    assert logged.shape == (4,) and logged[0] == loss.detach()
+    assert [bool(v) for v in logged[1:]] == [bool(settings["weights"][p]) for p in ("recon", "patient", "sample")]
