@@ -21,7 +21,8 @@ windows after the first third), their ratio, the analytic FLOPs per sample
 (``ecgfm.model.training_flops_per_sample``), the model FLOPs utilization against --peak-tflops
 (bf16 dense; default by device name: H100/H200 989, A100 312; none on a CPU) and the peak GPU
 memory. --ops: the operators one eager step dispatches, per section (each is host work on a GPU:
-a step of many small kernels is bound by their count). With --grid, every cell of config.yaml's grid in the first mode of --modes, and the
+a step of many small kernels is bound by their count), and on a GPU the host synchronisations
+inside the step (torch.cuda.set_sync_debug_mode). With --grid, every cell of config.yaml's grid in the first mode of --modes, and the
 grid's total GPU-hours at the configured steps. It runs unchanged on a CPU (small sizes; a test
 runs it) and on a GPU.
 """
@@ -102,7 +103,18 @@ def count_ops(settings, device) -> dict:
     train_step(*parts, settings["grad_clip"])           # the optimizer's state exists from here on
     with Counter() as counter:
         train_step(*parts, settings["grad_clip"], mark=counter.mark)
-    return counter.counts
+    counts = dict(counter.counts)
+    if device.type == "cuda":                           # host synchronisations inside the step
+        import warnings
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                train_step(*parts, settings["grad_clip"])
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        counts["syncs"] = sum("synchroniz" in str(w.message) for w in caught)
+    return counts
 
 
 def ops_table(args, config, device):
@@ -111,12 +123,13 @@ def ops_table(args, config, device):
     print("operators dispatched per eager step (ecgfm.pretrain.train_step), per section"
           + ("" if device.type == "cuda" else "; on a CPU, AdamW and clipping go parameter by parameter "
              "(fused and foreach on CUDA)"))
-    print("| model | " + " | ".join(sections) + " | total |")
-    print("|---|" + "---|" * (len(sections) + 1))
+    print("| model | " + " | ".join(sections) + " | total | host synchronisations |")
+    print("|---|" + "---|" * (len(sections) + 2))
     for name in models:
         method, p, d, e = name.split("_")
         counts = count_ops(pretrain_settings(config, method, int(p[1:]), int(d[1:]), int(e[1:])), device)
-        print(f"| {name} | " + " | ".join(str(counts[k]) for k in sections) + f" | {sum(counts.values())} |")
+        print(f"| {name} | " + " | ".join(str(counts[k]) for k in sections)
+              + f" | {sum(counts[k] for k in sections)} | {counts.get('syncs', 'n/a')} |")
 
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}   # dense, SXM parts

@@ -204,7 +204,8 @@ class InMemoryCorpus:
             pairs = np.asarray(pairs)
             flat = torch.from_numpy(pairs.reshape(-1))
             if self.data.device.type != "cpu":
-                data = self.data.index_select(0, flat.to(self.data.device, non_blocking=True))
+                # through pinned memory: a copy from pageable memory may wait for the GPU to drain
+                data = self.data.index_select(0, flat.pin_memory().to(self.data.device, non_blocking=True))
             else:
                 data = self._gather_on_host(flat)
             yield pair_batch(data, pairs, (epoch, index))
