@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The one-GPU measurements (the throughput table, and the quick PTB-XL profile's Tables 1 and 3)
+# as one prepared script, for a GPU machine that is lent for minutes, takes one upload of at most
+# 64 MiB and reaches no package index (DEVELOPERS.md, "The GPU machine").
+#
+#   bash benchmarks/one_gpu.sh prepare [--python-version 3.12]
+#       here: PyPI and ../shared/data/ptbxl beside the checkout. Builds .device/ (git-ignored):
+#       site.tar.xz, the Python packages the workflow needs that the GPU image lacks (snakemake and
+#       its needs, jsonschema, defusedxml), unpacked from their wheels, pruned of what a run never
+#       loads and xz-compressed (about 5 MB, against 10 MB of wheels), and
+#       ptbxl-compact/, PTB-XL's 100 Hz records packed by ../shared/data/ptbxl/compact.py (about 57 MB,
+#       slightly lossy: read its docstring) with compact.py beside it. About 5 minutes on 2 cores.
+#   bash benchmarks/one_gpu.sh run quick|bench|all [--dry-run]
+#       there, with .device carried (device run: carry [".device"]), output under $OUT (or ./one-gpu-out):
+#       quick: the quick profile end to end (standardization included), its wall time, Tables 1, 3;
+#       bench: benchmarks/pretrain.py --ops, then --trainer in each input mode, eager and compiled.
+#       --dry-run: everything up to the work itself (unpacking, imports, snakemake --dry-run).
+# The quick profile is sized for about 10 minutes on an H100 and one command may run 10 minutes:
+# give quick its own call; snakemake resumes where a killed run stopped (pretraining from its
+# checkpoint) if the machine is still warm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEVICE_DIR=.device
+SHARED_PTBXL=../shared/data/ptbxl
+# not carried: on the GPU image already (the device README's list), or never imported here (pulp:
+# the ILP scheduler; greenlet: SQLAlchemy's asyncio, which snakemake's sqlite metadata never uses)
+NOT_CARRIED="attrs certifi charset-normalizer idna jinja2 markupsafe packaging psutil pyyaml requests tabulate
+typing-extensions urllib3 wrapt pulp greenlet"
+
+prepare() {
+    local pyver=3.12
+    [[ "${1:-}" == "--python-version" ]] && pyver=$2
+    local tmp
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' RETURN
+    mkdir -p "$DEVICE_DIR"
+    # 1. the packages: the installed closure of snakemake, jsonschema and defusedxml, at the
+    #    versions this checkout is tested with, minus what the image has
+    python - "$NOT_CARRIED" > "$tmp/requirements.txt" <<'EOF'
+import importlib.metadata as md, re, sys
+from packaging.requirements import Requirement
+skip = set(sys.argv[1].split())
+norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()
+seen = {}
+def walk(name):
+    if norm(name) in seen:
+        return
+    dist = md.distribution(name)
+    seen[norm(name)] = dist.version
+    for text in dist.requires or []:
+        req = Requirement(text)
+        if req.marker is None or req.marker.evaluate({"extra": ""}):
+            walk(req.name)
+for root in ("snakemake", "jsonschema", "defusedxml"):
+    walk(root)
+print("\n".join(f"{name}=={version}" for name, version in sorted(seen.items()) if name not in skip))
+EOF
+    mkdir -p "$tmp/wheels" "$tmp/site"
+    local platforms=() n
+    for n in 28 27 24 17 5; do platforms+=(--platform "manylinux_2_${n}_x86_64"); done
+    platforms+=(--platform manylinux2014_x86_64 --platform manylinux1_x86_64)
+    while read -r requirement; do
+        pip download -q --no-deps --only-binary=:all: --python-version "$pyver" --implementation cp \
+            "${platforms[@]}" -d "$tmp/wheels" "$requirement" 2>/dev/null \
+        || pip wheel -q --no-deps -w "$tmp/wheels" "$requirement"      # an sdist-only package: built here
+    done < "$tmp/requirements.txt"
+    for wheel in "$tmp"/wheels/*.whl; do python -m zipfile -e "$wheel" "$tmp/site"; done
+    # what a run never loads, so that the packages and PTB-XL fit one upload with room to spare:
+    # test suites, the HTML report's JavaScript, SQLAlchemy's optional compiled speed-ups (it falls
+    # back to Python), SBOMs
+    find "$tmp/site" -mindepth 2 -type d \( -name __pycache__ -o -name tests -o -name test \) -prune -exec rm -rf {} +
+    rm -rf "$tmp/site/snakemake/assets/data" "$tmp/site/sqlalchemy/cyextension" "$tmp"/site/*.dist-info/sboms
+    tar -C "$tmp/site" -cf - . | xz -9 -T0 > "$DEVICE_DIR/site.tar.xz"
+    echo "site.tar.xz: $(wc -l < "$tmp/requirements.txt") packages for Python $pyver"
+    # 2. PTB-XL, compact
+    if [[ ! -d "$DEVICE_DIR/ptbxl-compact" ]]; then
+        python "$SHARED_PTBXL/unpack.py" "$tmp/ptbxl" --rate 100
+        python "$SHARED_PTBXL/compact.py" pack "$tmp/ptbxl" "$DEVICE_DIR/ptbxl-compact"
+    fi
+    cp "$SHARED_PTBXL/compact.py" "$DEVICE_DIR/compact.py"
+    du -sb "$DEVICE_DIR" "$DEVICE_DIR"/*
+    echo "the working tree that travels, .device included: $(( ( $(git ls-files -z | xargs -0 cat | wc -c) \
++ $(du -sb "$DEVICE_DIR" | cut -f1) ) / 1048576 )) MiB of the 64 allowed"
+}
+
+run() {
+    local what=$1 dry=${2:-}
+    local out=${OUT:-one-gpu-out}
+    mkdir -p "$out"
+    exec > >(tee -a "$out/log.txt") 2>&1
+    local site=/tmp/ecgfm-site py=${PYTHON:-python3}      # the image's python3 holds its torch
+    if [[ ! -d $site ]]; then mkdir -p $site && tar -C $site -xJf "$DEVICE_DIR/site.tar.xz"; fi
+    export PYTHONPATH="$site:$PWD" PYTHONUNBUFFERED=1 PATH="$site/bin:$PATH"
+    "$py" - <<'EOF'
+import platform, torch, snakemake, jsonschema, defusedxml, ecgfm
+print(f"python {platform.python_version()}; torch {torch.__version__}; snakemake {snakemake.__version__}; "
+      f"device {torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}")
+EOF
+    if [[ ! -f data/ptbxl/ptbxl_database.csv ]]; then
+        "$py" "$DEVICE_DIR/compact.py" unpack "$DEVICE_DIR/ptbxl-compact" data/ptbxl
+    fi
+    if [[ $what == quick || $what == all ]]; then
+        local quick=(--profile profiles/ptbxl-gpu --scheduler greedy
+                     --configfile profiles/ptbxl-gpu/ptbxl-gpu-config.yaml profiles/ptbxl-gpu/quick.yaml)
+        if [[ $dry == --dry-run ]]; then
+            "$py" -m snakemake "${quick[@]}" --dry-run --quiet rules
+        else
+            local start=$SECONDS
+            "$py" -m snakemake "${quick[@]}" > "$out/quick-snakemake.txt" 2>&1 || echo "snakemake failed: $out/quick-snakemake.txt"
+            echo "quick profile: $((SECONDS - start)) s wall"
+            for t in table1 table3; do
+                cp "results/ptbxl-gpu-quick/tables/$t.md" "$out/" 2>/dev/null && cat "$out/$t.md"
+            done
+        fi
+    fi
+    if [[ $what == bench || $what == all ]]; then
+        local bench=("$py" benchmarks/pretrain.py)
+        if [[ $dry == --dry-run ]]; then
+            "${bench[@]}" --help > /dev/null && echo "benchmark: ready"
+        else
+            "${bench[@]}" --ops | tee "$out/ops.md"
+            "${bench[@]}" --trainer --records 20000 --patients 15000 --steps 300 | tee "$out/trainer.md"
+            "${bench[@]}" --trainer --records 20000 --patients 15000 --steps 300 --modes device \
+                --compile reduce-overhead | tee "$out/trainer-compiled.md"
+        fi
+    fi
+}
+
+case "${1:-}" in
+    prepare) shift; prepare "$@" ;;
+    run) shift; run "$@" ;;
+    *) sed -n '2,21p' "$0"; exit 2 ;;
+esac
