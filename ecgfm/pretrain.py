@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .augment import augment, draw
+from .augment import augment_batch, draw
 from .model import Architecture, ECGFoundationModel, crop_to_patches
 from .objectives import UncertaintyWeights, hybrid_loss, info_nce, reconstruction_loss
 from .pretrain_data import (InMemoryCorpus, PairDataset, PatientPairSampler, PretrainCorpus,
@@ -104,7 +104,7 @@ class PretrainObjective(nn.Module):
         names = self.view_names
         if names:
             sources = torch.cat([partner.float() if n == "c" else x for n in names])
-            views = augment(sources, uniform, normal, s["augment"], float(s["fs"]))
+            views = augment_batch(sources, uniform, normal, s["augment"], float(s["fs"]))
             z = dict(zip(names, self.model.project(views).float().chunk(len(names))))
             if w["sample"]:
                 parts["sample"] = info_nce(z["a"], z["b"], s["temperature"])

@@ -4,8 +4,9 @@ import math
 
 import torch
 
-from ecgfm.augment import (MASK_START, MASK_WIDTH, PER_LEAD, SCALE, SHIFT, add_noise, augment, draw, draw_columns,
-                           drop_leads, lead_columns, make_view, mask_window, scale, shift, wander)
+from ecgfm.augment import (CPU_BLOCK_ROWS, MASK_START, MASK_WIDTH, PER_LEAD, SCALE, SHIFT, add_noise, augment,
+                           augment_batch, draw, draw_columns, drop_leads, lead_columns, make_view, mask_window, scale,
+                           shift, wander)
 
 CFG = {"shift_fraction": 0.1, "scale_range": [0.8, 1.2], "noise_std_mv": 0.02, "wander_mv": 0.1,
        "lead_dropout": 0.1, "time_mask_fraction": 0.1}
@@ -101,3 +102,10 @@ def test_views_are_reproducible_from_the_seed():
     x = ecg()
     assert torch.equal(make_view(x, gen(5), CFG, 250), make_view(x, gen(5), CFG, 250))
     assert not torch.equal(make_view(x, gen(5), CFG, 250), make_view(x, gen(6), CFG, 250))
+
+
+def test_augmenting_in_blocks_gives_the_views_of_one_pass():
+    n = 2 * CPU_BLOCK_ROWS + 5                       # two full blocks and a short one
+    x = torch.randn(n, 12, 2500, generator=gen(1))
+    uniform, normal = draw(n, 12, 2500, gen(2))
+    assert torch.equal(augment_batch(x, uniform, normal, CFG, 250), augment(x, uniform, normal, CFG, 250))
