@@ -13,7 +13,9 @@
 #   bash benchmarks/one_gpu.sh run quick|bench|all [--dry-run]
 #       there, with .device carried (device run: carry [".device"]), output under $OUT (or ./one-gpu-out):
 #       quick: the quick profile end to end (standardization included), its wall time, Tables 1, 3;
-#       bench: benchmarks/pretrain.py --ops, then --trainer in each input mode, eager and compiled.
+#       bench: benchmarks/pretrain.py --ops, then --trainer in each input mode, eager, then HL(60, 2, 512)
+#       compiled (reduce-overhead: CUDA graphs) from GPU memory. Minutes, compilation included: with
+#       15 minutes of device time, quick and bench may not both fit one session.
 #       --dry-run: everything up to the work itself (unpacking, imports, snakemake --dry-run).
 # The quick profile is sized for about 10 minutes on an H100 and one command may run 10 minutes:
 # give quick its own call; snakemake resumes where a killed run stopped (pretraining from its
@@ -121,7 +123,7 @@ EOF
             "${bench[@]}" --ops | tee "$out/ops.md"
             "${bench[@]}" --trainer --records 20000 --patients 15000 --steps 300 | tee "$out/trainer.md"
             "${bench[@]}" --trainer --records 20000 --patients 15000 --steps 300 --modes device \
-                --compile reduce-overhead | tee "$out/trainer-compiled.md"
+                --models HL_p60_d2_e512 --compile reduce-overhead | tee "$out/trainer-compiled.md"
         fi
     fi
 }
@@ -129,5 +131,5 @@ EOF
 case "${1:-}" in
     prepare) shift; prepare "$@" ;;
     run) shift; run "$@" ;;
-    *) sed -n '2,21p' "$0"; exit 2 ;;
+    *) awk 'NR > 1 && /^#/ {print; next} NR > 1 {exit}' "$0"; exit 2 ;;
 esac
