@@ -15,7 +15,7 @@ optimizer, then the loop with logging, checkpoints and the stop signals.
 * Every random draw of a step (augmentations, masks) comes from a generator seeded by
   (seed, step, rank), and the data order from (seed, epoch): a resumed run is the same run. The
   draws are made before the forward (``PretrainObjective.draw``), so that the forward, views
-  included, is one graph for ``pretrain.compile`` and has no host synchronisation.
+  included, is one graph for ``pretrain.compile``, written without a host synchronisation.
 * A checkpoint (model, optimizer, scheduler, sampler position, RNG states) every
   ``checkpoint_every`` steps and at the end, written to a temporary name and renamed. Rerunning
   resumes from it by itself. SIGTERM or SIGUSR1 (SLURM's warning before a time limit or a
