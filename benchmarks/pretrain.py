@@ -39,8 +39,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ecgfm.config import load_config, pretrain_grid, pretrain_settings  # noqa: E402
-from ecgfm.model import Architecture, ECGFoundationModel  # noqa: E402
-from ecgfm.pretrain import PretrainObjective, make_optimizer, train_step  # noqa: E402
+from ecgfm.model import Architecture, ECGFoundationModel, autocast_for  # noqa: E402
+from ecgfm.pretrain import PretrainObjective, compile_step, make_optimizer, train_step  # noqa: E402
+from ecgfm.results import describe_model  # noqa: E402
+
+
+def settings_of(config, name: str) -> dict:
+    """The pretraining settings of one model of the grid, by name (GL_p60_d2_e512)."""
+    m = describe_model(name)
+    return pretrain_settings(config, m["method"], m["patch"], m["depth"], m["width"])
 
 
 def step_parts(settings, batch, device):
@@ -49,15 +56,11 @@ def step_parts(settings, batch, device):
     arch = Architecture(**settings["architecture"])
     objective = PretrainObjective(ECGFoundationModel(arch), settings).to(device)
     optimizer = make_optimizer(objective, settings, device)
-    mode = (settings.get("compile") or {}).get("mode", "none")
-    step_module = objective if mode == "none" else \
-        torch.compile(objective, mode=None if mode == "default" else mode, dynamic=False)
+    step_module = compile_step(objective, settings.get("compile"))
     x = torch.randn(batch, 12, 2500, device=device) * 0.3
     partner = torch.randn(batch, 12, 2500, device=device) * 0.3
     gen = torch.Generator(device=device).manual_seed(0)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" \
-        else torch.autocast("cpu", enabled=False)
-    return objective, step_module, optimizer, x, partner, gen, autocast
+    return objective, step_module, optimizer, x, partner, gen, autocast_for(device)
 
 
 def measure(settings, batch, steps, warmup, device):
@@ -126,8 +129,7 @@ def ops_table(args, config, device):
     print("| model | " + " | ".join(sections) + " | total | host synchronisations |")
     print("|---|" + "---|" * (len(sections) + 2))
     for name in models:
-        method, p, d, e = name.split("_")
-        counts = count_ops(pretrain_settings(config, method, int(p[1:]), int(d[1:]), int(e[1:])), device)
+        counts = count_ops(settings_of(config, name), device)
         print(f"| {name} | " + " | ".join(str(counts[k]) for k in sections)
               + f" | {sum(counts[k] for k in sections)} | {counts.get('syncs', 'n/a')} |")
 
@@ -195,8 +197,7 @@ def trainer_table(args, config, device):
     with tempfile.TemporaryDirectory() as tmp:
         corpus = write_corpus(Path(tmp) / "corpus", args.records, args.patients)
         for name in models:
-            method, p, d, e = name.split("_")
-            s = pretrain_settings(config, method, int(p[1:]), int(d[1:]), int(e[1:]))
+            s = settings_of(config, name)
             s.update(batch_size=batch, steps=steps, warmup_steps=max(1, steps // 10), checkpoint_every=steps,
                      log_every=max(1, steps // 12), num_workers=args.workers, tensorboard=False,
                      compile={"mode": args.compile})
@@ -258,8 +259,7 @@ def main():
               + (f", peak memory {peak:.1f} GiB" if device.type == "cuda" else ""))
     if args.grid and device.type == "cuda":
         for cell in pretrain_grid(config):
-            method, p, d, e = cell.split("_")
-            s = pretrain_settings(config, method, int(p[1:]), int(d[1:]), int(e[1:]))
+            s = settings_of(config, cell)
             try:
                 sps, peak = measure(s, batch, 3, 1, device)
                 print(f"{cell}: {sps:,.0f} samples/s, peak {peak:.1f} GiB")

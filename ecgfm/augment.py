@@ -109,8 +109,3 @@ def augment_batch(x, uniform, normal, cfg: dict, fs: float):
         return augment(x, uniform, normal, cfg, fs)
     return torch.cat([augment(x[k:k + CPU_BLOCK_ROWS], uniform[k:k + CPU_BLOCK_ROWS], normal[k:k + CPU_BLOCK_ROWS],
                               cfg, fs) for k in range(0, len(x), CPU_BLOCK_ROWS)])
-
-
-def make_view(x, gen, cfg: dict, fs: float):
-    """One augmented view of every ECG of x, drawn from ``gen``."""
-    return augment(x, *draw(x.shape[0], x.shape[1], x.shape[2], gen), cfg, fs)

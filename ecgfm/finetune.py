@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from .metrics import auroc
-from .model import Architecture, ECGFoundationModel
+from .model import Architecture, ECGFoundationModel, autocast_for
 from .resnet1d import ResNet1d, ResNetArchitecture
 
 
@@ -66,18 +66,13 @@ def device_for_training() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
-def _autocast(device):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" \
-        else torch.autocast("cpu", enabled=False)
-
-
 @torch.no_grad()
 def _in_batches(fn, x: np.ndarray, batch_size: int, device, width: int) -> np.ndarray:
     """``fn`` over ``x`` [n, ...] in batches on ``device`` (autocast as in training) -> [n, width]."""
     out = []
     for start in range(0, len(x), batch_size):
         chunk = torch.from_numpy(np.ascontiguousarray(x[start:start + batch_size], dtype=np.float32)).to(device)
-        with _autocast(device):
+        with autocast_for(device):
             out.append(fn(chunk).float().cpu().numpy())
     return np.concatenate(out) if out else np.empty((0, width), np.float32)
 
@@ -134,7 +129,7 @@ def train_classifier(model: Classifier, x_train, y_train, x_val, y_val, settings
             idx = np.sort(order[b * batch:(b + 1) * batch])
             xb = torch.from_numpy(np.ascontiguousarray(x_train[idx], dtype=np.float32)).to(device, non_blocking=True)
             yb = torch.from_numpy(y_train[idx]).to(device, non_blocking=True)
-            with _autocast(device):
+            with autocast_for(device):
                 loss = loss_fn(model(xb).float(), yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

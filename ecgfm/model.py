@@ -18,8 +18,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .objectives import contrastive_views
+
 
 # --- geometry -----------------------------------------------------------------------------------
+
+def autocast_for(device: torch.device):
+    """The precision of every training and evaluation pass: bf16 autocast on CUDA, fp32 elsewhere."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" \
+        else torch.autocast("cpu", enabled=False)
+
 
 def fit_length(n_samples: int, patch: int) -> int:
     """Samples kept for a record of ``n_samples`` with patches of ``patch``: the largest multiple."""
@@ -137,9 +145,7 @@ def training_flops_per_sample(arch: Architecture, weights: dict, mask_ratio: flo
         forward += n * embed + blocks(k, d, hidden, arch.depth)
         forward += 2 * k * d * dd + blocks(n, dd, int(dd * arch.mlp_ratio), arch.decoder_depth)
         forward += 2 * n * dd * leads * p
-    sample, patient = bool(weights.get("sample")), bool(weights.get("patient"))
-    views = (sample or patient) + sample + patient               # a, then b (sample), c (patient)
-    forward += views * (n * embed + blocks(n, d, hidden, arch.depth) + 2 * (d * d + d * arch.projection_dim))
+    forward += len(contrastive_views(weights)) * (n * embed + blocks(n, d, hidden, arch.depth) + 2 * (d * d + d * arch.projection_dim))
     return 3.0 * forward
 
 

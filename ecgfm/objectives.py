@@ -19,6 +19,13 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def contrastive_views(weights: dict) -> tuple:
+    """The augmented views the InfoNCE terms of ``weights`` compare: a and b of the anchor (sample
+    level), a and c, c of its partner, another ECG of the same patient (patient level)."""
+    return tuple(name for name, on in (("a", weights["sample"] or weights["patient"]),
+                                       ("b", weights["sample"]), ("c", weights["patient"])) if on)
+
+
 def reconstruction_loss(pred, target, mask, target_mode: str = "raw", leads: int = 12):
     """Mean L1 over masked patches. pred/target [B, N, L*P], mask [B, N] (1 = masked)."""
     if target_mode == "patch_norm":

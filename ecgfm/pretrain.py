@@ -44,8 +44,8 @@ import torch
 from torch import nn
 
 from .augment import augment_batch, draw
-from .model import Architecture, ECGFoundationModel, crop_to_patches
-from .objectives import UncertaintyWeights, hybrid_loss, info_nce, reconstruction_loss
+from .model import Architecture, ECGFoundationModel, autocast_for, crop_to_patches
+from .objectives import UncertaintyWeights, contrastive_views, hybrid_loss, info_nce, reconstruction_loss
 from .pretrain_data import (InMemoryCorpus, PairDataset, PatientPairSampler, PretrainCorpus,
                             choose_corpus_mode)
 
@@ -74,11 +74,7 @@ class PretrainObjective(nn.Module):
 
     @property
     def view_names(self) -> tuple:
-        """The augmented views this objective compares: a and b of the anchor (sample level), c of
-        its partner, another ECG of the same patient (patient level)."""
-        w = self.s["weights"]
-        return tuple(n for n, on in (("a", w["sample"] or w["patient"]), ("b", w["sample"]), ("c", w["patient"]))
-                     if on)
+        return contrastive_views(self.s["weights"])
 
     def draw(self, x, gen: torch.Generator):
         """Every random number of one step, from ``gen``: the views' tables (``augment.draw``; None
@@ -140,6 +136,19 @@ def make_optimizer(objective: nn.Module, settings: dict, device: torch.device) -
     return torch.optim.AdamW([{"params": decay, "weight_decay": settings["weight_decay"]},
                               {"params": no_decay, "weight_decay": 0.0}],
                              lr=settings["lr"], betas=tuple(settings["betas"]), fused=device.type == "cuda")
+
+
+def compile_step(module: nn.Module, compiled: dict | None) -> nn.Module:
+    """``module`` under ``pretrain.compile``: itself when the mode is none, else torch.compile'd.
+    The augmentations, the model and its three objectives, forward and backward (AOTAutograd), as
+    one graph per model: the batch, the masked count and the views are fixed; the step's random
+    numbers come in as tensors (PretrainObjective.draw). reduce-overhead adds CUDA graphs."""
+    compiled = compiled or {}
+    if compiled.get("mode", "none") == "none":
+        return module
+    backend = compiled.get("backend", "inductor")
+    mode = None if compiled["mode"] == "default" or backend != "inductor" else compiled["mode"]
+    return torch.compile(module, backend=backend, mode=mode, dynamic=False)
 
 
 def train_step(objective: PretrainObjective, train_module: nn.Module, optimizer, x, partner, gen, autocast,
@@ -261,14 +270,7 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
         train_module = nn.parallel.DistributedDataParallel(
             objective, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=unused)
-    compiled = settings.get("compile") or {}
-    if compiled.get("mode", "none") != "none":
-        # the augmentations, the model and its three objectives, forward and backward (AOTAutograd), as
-        # one graph per model: the batch, the masked count and the views are fixed; the step's random
-        # numbers come in as tensors (PretrainObjective.draw). reduce-overhead adds CUDA graphs
-        backend = compiled.get("backend", "inductor")
-        mode = None if compiled["mode"] == "default" or backend != "inductor" else compiled["mode"]
-        train_module = torch.compile(train_module, backend=backend, mode=mode, dynamic=False)
+    train_module = compile_step(train_module, settings.get("compile"))
 
     # --- resume -------------------------------------------------------------------------------------
     step = 0
@@ -375,8 +377,7 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
               f"{'streamed from the shards' if mode == 'stream' else 'in ' + mode + ' memory'}",
               file=sys.stderr)
     stop = _StopFlag()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" \
-        else torch.autocast("cpu", enabled=False)
+    autocast = autocast_for(device)
     sampler_state = sampler.state_dict()
     gen = torch.Generator(device=device)          # reseeded at every step from (seed, step, rank)
     bar = None
