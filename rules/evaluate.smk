@@ -8,6 +8,11 @@ PTBXL = f"{RESULTS}/standardized/ptbxl"
 GPU_JOB = config["evaluation"]["resources"]["gpu"]
 CPU_JOB = config["evaluation"]["resources"]["cpu"]
 
+# Seconds of work on small tables: on a cluster these run where Snakemake runs, not through the
+# queue (and never in a group: a grouped job that the checkpoint replaces is lost, see
+# profiles/slurm/config.yaml).
+localrules: select_architectures, collect_results
+
 
 rule ptbxl_labels:
     input:

@@ -8,6 +8,9 @@ PUBLISHED = str(Path(workflow.basedir) / "ecgfm" / "paper" / "published.csv")
 PUBLISHED_CORPUS = str(Path(workflow.basedir) / "ecgfm" / "paper" / "corpus.csv")
 STANDARDIZED = f"{RESULTS}/standardized"
 
+# Seconds of work on small tables: on a cluster they run where Snakemake runs, not through the queue.
+localrules: table, table6, table7, lead_table, figure, run_config
+
 
 rule table:
     input:
