@@ -1,6 +1,8 @@
 """profiles/slurm against a real single-node SLURM started by .ci/local-slurm: a subset of the demo
 DAG through sbatch (from the demo's standardized shards: a pretraining job on two torchrun
 processes inside its allocation, the labels, and an embed + probe group job), and a pretraining job preempted with SIGUSR1 that resumes to the same weights.
+With ECGFM_SLOW_TESTS=1, also the whole demo DAG through sbatch (about 5 minutes more): the
+checkpoint, the probe groups and the local report rules in a real run.
 
 Needs root, Debian's SLURM packages (`.ci/local-slurm install`, which .ci/run does) and
 snakemake-executor-plugin-slurm (`pip install -e '.[cluster]'`); skips with the reason otherwise.
@@ -142,6 +144,35 @@ def test_demo_subset_runs_through_sbatch(slurm, demo_results, tmp_path):
     trained = json.loads((results / "pretrain" / "HL_p125_d2_e64" / "config.json").read_text())
     assert trained["world_size"] == 2
     print(f"\ndemo subset through SLURM: {len(submitted)} jobs in {wall:.0f} s")
+
+
+@pytest.mark.skipif(os.environ.get("ECGFM_SLOW_TESTS") != "1",
+                    reason="the whole demo DAG through sbatch takes about 5 minutes: ECGFM_SLOW_TESTS=1")
+def test_whole_demo_dag_runs_through_sbatch(slurm, demo_results, tmp_path):
+    """Every job of the demo after standardization: the GPU-side rules through sbatch, grouped
+    where the profile says, and the rules that wait on the select_architectures checkpoint
+    (localrules) after it, none lost (snakemake/snakemake#4202, #823)."""
+    results = tmp_path / "results"
+    for stage in ("raw", "standardized"):
+        shutil.copytree(demo_results / stage, results / stage)
+    profile = _cluster_profile(tmp_path, results)
+    before = set(_jobs())
+    run = subprocess.run(["timeout", "-s", "KILL", "1200", shutil.which("snakemake"), "--profile", str(profile)],
+                         cwd=REPO, capture_output=True, text=True, check=False)
+    log = run.stdout + run.stderr
+    assert run.returncode == 0, log[-4000:]
+    steps = re.findall(r"(\d+) of (\d+) steps \(\d+%\) done", log)
+    assert steps and steps[-1][0] == steps[-1][1], steps[-1:]
+    submitted = dict(re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/((?:rule|group)_\w+)", log))
+    ours = {k: v for k, v in _jobs().items() if k not in before}
+    assert set(submitted) == set(ours) and {j["JobState"] for j in ours.values()} == {"COMPLETED"}
+    local = set(re.findall(r"^local(?:rule|checkpoint) (\w+):", log, re.MULTILINE))
+    assert local == {"all", "select_architectures", "collect_results", "table", "table6", "table7", "lead_table",
+                     "figure", "run_config"}
+    assert not {name.removeprefix("rule_") for name in submitted.values()} & local
+    assert "group_probe_embed_linear_probe" in submitted.values()
+    for name in sorted((demo_results / "tables").iterdir()) + sorted((demo_results / "figures").iterdir()):
+        assert (results / name.parent.name / name.name).stat().st_size > 0, name
 
 
 def _sbatch(*args) -> str:
