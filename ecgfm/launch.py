@@ -11,6 +11,7 @@ to every rank; the ranks checkpoint and exit 75, and so does the job, so that it
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -55,13 +56,37 @@ def launch(settings: dict, source_dirs: list, out_dir, *, processes: int, thread
 
 
 def main(argv=None) -> None:
-    """The entry point of each rank (``python -m ecgfm.launch launch.json`` under torchrun)."""
+    """The entry point of each rank (``python -m ecgfm.launch launch.json`` under torchrun).
+
+    A rank that has finished, or checkpointed for resubmission, leaves with ``os._exit`` and not
+    through the interpreter's shutdown. In that shutdown a gloo worker thread may still be
+    destroying a finished collective whose saved thread-local state holds a Python object; it
+    then needs the GIL, and a thread that asks for the GIL while the interpreter finalizes is
+    ended by pthread_exit inside a C++ destructor: std::terminate, SIGABRT, and a finished job
+    reported as failed. Seen with torch 2.13 (CPU, gloo) in the two-rank InfoNCE test of
+    tests/test_ddp.py, in 4 of about 100 runs under CPU load and 0 of 120 with this exit; the
+    core dump's stack runs from ProcessGroupGloo::runLoop through ~AsyncWork to take_gil.
+    An exception other than SystemExit still propagates with its traceback.
+    """
     import torch
     job = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     rank = int(os.environ.get("RANK", "0"))
-    pretrain(job["settings"], job["sources"], job["out_dir"], ptbxl_dir=job["ptbxl_dir"],
-             provenance=job["provenance"], progress=rank == 0)
+    try:
+        pretrain(job["settings"], job["sources"], job["out_dir"], ptbxl_dir=job["ptbxl_dir"],
+                 provenance=job["provenance"], progress=rank == 0)
+        code = 0
+    except SystemExit as stop:                      # EXIT_RESUBMIT after a stop signal
+        code = 0 if stop.code is None else stop.code if isinstance(stop.code, int) else 1
+    exit_now(code)
+
+
+def exit_now(code: int) -> None:
+    """End the process with ``code`` once its output is flushed, skipping interpreter shutdown."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

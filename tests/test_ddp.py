@@ -13,6 +13,7 @@ import torch
 import torch.multiprocessing as mp
 
 from conftest import tiny_pretrain_settings
+from ecgfm.launch import exit_now
 from ecgfm.objectives import info_nce
 
 HERE = Path(__file__).parent
@@ -29,6 +30,7 @@ def _worker(rank, world, init_file, z1_all, z2_all, out):
     torch.save({"loss": loss.detach(), "g1": z1.grad, "g2": z2.grad}, f"{out}/rank{rank}.pt")
     dist.barrier()                      # neither rank tears down while the other still communicates
     dist.destroy_process_group()
+    exit_now(0)                         # not through interpreter shutdown: see ecgfm.launch.main
 
 
 def test_gathered_negatives_give_the_full_batch_gradient(tmp_path):
@@ -54,11 +56,13 @@ def test_trainer_runs_under_torchrun_with_two_cpu_processes(demo_shards, tmp_pat
     if torchrun is None:
         pytest.skip("torchrun is not on PATH")
     settings = tiny_pretrain_settings(steps=6, batch_size=8, checkpoint_every=3)
-    (tmp_path / "s.json").write_text(json.dumps(settings))
+    job = {"settings": settings, "sources": [str(demo_shards)], "out_dir": str(tmp_path / "out"),
+           "ptbxl_dir": None, "provenance": None}
+    (tmp_path / "launch.json").write_text(json.dumps(job))
     env = {**os.environ, "PYTHONPATH": str(HERE.parent), "OMP_NUM_THREADS": "1"}
-    run = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", str(HERE / "pretrain_job.py"),
-                          str(tmp_path / "s.json"), str(tmp_path / "out"), str(demo_shards)],
-                         env=env, capture_output=True, text=True, timeout=300)
+    # each rank's entry point as ecgfm.launch starts it
+    run = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "--module", "ecgfm.launch",
+                          str(tmp_path / "launch.json")], env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert config["world_size"] == 2
