@@ -112,23 +112,32 @@ def _cluster_profile(tmp_path: Path, results: Path) -> Path:
     return out
 
 
-def test_demo_subset_runs_through_sbatch(slurm, demo_results, tmp_path):
+def _demo_through_sbatch(demo_results, tmp_path, *targets, timeout):
+    """Snakemake with the cluster profile from the demo's archives and shards (the local run's),
+    for ``targets`` (paths under the results folder; none: the whole DAG): the results folder, its log, the SLURM jobs it logged as submitted ({id: rule or group}), every
+    SLURM job that appeared meanwhile, and the wall time."""
     results = tmp_path / "results"
-    for stage in ("raw", "standardized"):          # the demo archives and shards, from the local run
+    for stage in ("raw", "standardized"):
         shutil.copytree(demo_results / stage, results / stage)
     profile = _cluster_profile(tmp_path, results)
-    target = f"{results}/eval/linear_probe/HL_p125_d2_e64.parquet"
     before = set(_jobs())
     t0 = time.time()
-    run = subprocess.run(["timeout", "-s", "KILL", "540", shutil.which("snakemake"), "--profile", str(profile),
-                          target], cwd=REPO, capture_output=True, text=True, check=False)
+    run = subprocess.run(["timeout", "-s", "KILL", str(timeout), shutil.which("snakemake"), "--profile", str(profile),
+                          *(str(results / t) for t in targets)],
+                         cwd=REPO, capture_output=True, text=True, check=False)
     wall = time.time() - t0
     log = run.stdout + run.stderr
     assert run.returncode == 0, log[-4000:]
-    assert Path(target).exists()
-    # every job went through sbatch: one SLURM job per submission that Snakemake logged, all done
     submitted = dict(re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/((?:rule|group)_\w+)", log))
     ours = {k: v for k, v in _jobs().items() if k not in before}
+    return results, log, submitted, ours, wall
+
+
+def test_demo_subset_runs_through_sbatch(slurm, demo_results, tmp_path):
+    target = "eval/linear_probe/HL_p125_d2_e64.parquet"
+    results, log, submitted, ours, wall = _demo_through_sbatch(demo_results, tmp_path, target, timeout=540)
+    assert (results / target).exists()
+    # every job went through sbatch: one SLURM job per submission that Snakemake logged, all done
     assert submitted and set(submitted) == set(ours), (submitted, sorted(ours))
     assert {j["JobState"] for j in ours.values()} == {"COMPLETED"}
     assert {j["Partition"] for j in ours.values()} == {PARTITION}
@@ -152,19 +161,9 @@ def test_whole_demo_dag_runs_through_sbatch(slurm, demo_results, tmp_path):
     """Every job of the demo after standardization: the GPU-side rules through sbatch, grouped
     where the profile says, and the rules that wait on the select_architectures checkpoint
     (localrules) after it, none lost (snakemake/snakemake#4202, #823)."""
-    results = tmp_path / "results"
-    for stage in ("raw", "standardized"):
-        shutil.copytree(demo_results / stage, results / stage)
-    profile = _cluster_profile(tmp_path, results)
-    before = set(_jobs())
-    run = subprocess.run(["timeout", "-s", "KILL", "1200", shutil.which("snakemake"), "--profile", str(profile)],
-                         cwd=REPO, capture_output=True, text=True, check=False)
-    log = run.stdout + run.stderr
-    assert run.returncode == 0, log[-4000:]
+    results, log, submitted, ours, _ = _demo_through_sbatch(demo_results, tmp_path, timeout=1200)
     steps = re.findall(r"(\d+) of (\d+) steps \(\d+%\) done", log)
     assert steps and steps[-1][0] == steps[-1][1], steps[-1:]
-    submitted = dict(re.findall(r"submitted with SLURM jobid (\d+) \(log: \S*/slurm_logs/((?:rule|group)_\w+)", log))
-    ours = {k: v for k, v in _jobs().items() if k not in before}
     assert set(submitted) == set(ours) and {j["JobState"] for j in ours.values()} == {"COMPLETED"}
     local = set(re.findall(r"^local(?:rule|checkpoint) (\w+):", log, re.MULTILINE))
     assert local == {"all", "select_architectures", "collect_results", "table", "table6", "table7", "lead_table",
