@@ -26,14 +26,21 @@ def processes_for(resources: dict) -> int:
     return max(1, int(resources.get("processes") or resources.get("gpus") or 1))
 
 
+def write_job(path, settings: dict, source_dirs: list, out_dir, *, ptbxl_dir=None,
+              provenance: dict | None = None) -> Path:
+    """The job file that each rank's :func:`main` reads: ``pretrain``'s arguments as JSON."""
+    path = Path(path)
+    path.write_text(json.dumps({"settings": settings, "sources": [str(s) for s in source_dirs],
+                                "out_dir": str(out_dir), "ptbxl_dir": ptbxl_dir, "provenance": provenance}))
+    return path
+
+
 def launch(settings: dict, source_dirs: list, out_dir, *, processes: int, threads: int = 1,
            ptbxl_dir=None, provenance: dict | None = None) -> int:
     """Run the job as ``processes`` torchrun ranks; returns the job's exit code (75: resubmit)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    job = out / "launch.json"
-    job.write_text(json.dumps({"settings": settings, "sources": [str(s) for s in source_dirs],
-                               "out_dir": str(out), "ptbxl_dir": ptbxl_dir, "provenance": provenance}))
+    job = write_job(out / "launch.json", settings, source_dirs, out, ptbxl_dir=ptbxl_dir, provenance=provenance)
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, threads // processes))}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
            "--module", "ecgfm.launch", str(job)]

@@ -13,7 +13,7 @@ import torch
 import torch.multiprocessing as mp
 
 from conftest import tiny_pretrain_settings
-from ecgfm.launch import exit_now
+from ecgfm.launch import exit_now, write_job
 from ecgfm.objectives import info_nce
 
 HERE = Path(__file__).parent
@@ -56,13 +56,11 @@ def test_trainer_runs_under_torchrun_with_two_cpu_processes(demo_shards, tmp_pat
     if torchrun is None:
         pytest.skip("torchrun is not on PATH")
     settings = tiny_pretrain_settings(steps=6, batch_size=8, checkpoint_every=3)
-    job = {"settings": settings, "sources": [str(demo_shards)], "out_dir": str(tmp_path / "out"),
-           "ptbxl_dir": None, "provenance": None}
-    (tmp_path / "launch.json").write_text(json.dumps(job))
+    job = write_job(tmp_path / "launch.json", settings, [demo_shards], tmp_path / "out")
     env = {**os.environ, "PYTHONPATH": str(HERE.parent), "OMP_NUM_THREADS": "1"}
     # each rank's entry point as ecgfm.launch starts it
     run = subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "--module", "ecgfm.launch",
-                          str(tmp_path / "launch.json")], env=env, capture_output=True, text=True, timeout=300)
+                          str(job)], env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert config["world_size"] == 2

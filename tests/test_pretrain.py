@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from conftest import tiny_pretrain_settings
+from ecgfm.launch import write_job
 from ecgfm.pretrain import EXIT_RESUBMIT, pretrain
 from ecgfm.pretrain_data import PatientPairSampler
 
@@ -100,11 +101,11 @@ def test_short_training_reduces_reconstruction_and_contrastive_losses(demo_shard
 
 
 def _job(settings, out, shards):
-    path = out.parent / f"{out.name}.json"
-    path.write_text(json.dumps(settings))
+    """One pretraining job in its own process, started as ecgfm.launch starts each rank."""
+    job = write_job(out.parent / f"{out.name}.json", settings, [shards], out)
     env = {**os.environ, "PYTHONPATH": f"{HERE.parent}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    return subprocess.Popen([sys.executable, str(HERE / "pretrain_job.py"), str(path), str(out), str(shards)],
-                            env=env, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "ecgfm.launch", str(job)], env=env, stderr=subprocess.PIPE,
+                            text=True)
 
 
 def _wait_for_step(out, step, proc, timeout=120):

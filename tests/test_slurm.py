@@ -20,6 +20,7 @@ import pytest
 import torch
 import yaml
 from conftest import tiny_pretrain_settings
+from ecgfm.launch import write_job
 
 REPO = Path(__file__).resolve().parents[1]
 LOCAL_SLURM = REPO / ".ci" / "local-slurm"
@@ -188,16 +189,17 @@ def _weights(out):
 
 def test_preempted_pretraining_resumes_to_the_same_weights(slurm, demo_shards, tmp_path):
     settings = tiny_pretrain_settings()
-    (tmp_path / "s.json").write_text(json.dumps(settings))
-    job = f"exec {sys.executable} tests/pretrain_job.py {tmp_path / 's.json'} {{out}} {demo_shards}"
+    for name in ("straight", "preempted"):                 # each rank's job file, as ecgfm.launch writes it
+        write_job(tmp_path / f"{name}.json", settings, [demo_shards], tmp_path / name)
+    job = f"exec {sys.executable} -m ecgfm.launch {tmp_path}/{{name}}.json"
     env = f"--export=ALL,PYTHONPATH={REPO}"
     straight = tmp_path / "straight"
     done = _wait_for_job(_sbatch(env, "-c1", "--mem=2000", f"--output={tmp_path}/straight.log",
-                                 f"--wrap={job.format(out=straight)}"))
+                                 f"--wrap={job.format(name='straight')}"))
     assert done["JobState"] == "COMPLETED", (tmp_path / "straight.log").read_text()[-2000:]
 
     out = tmp_path / "preempted"
-    job_id = _sbatch(env, "-c1", "--mem=2000", f"--output={tmp_path}/first.log", f"--wrap={job.format(out=out)}")
+    job_id = _sbatch(env, "-c1", "--mem=2000", f"--output={tmp_path}/first.log", f"--wrap={job.format(name='preempted')}")
     deadline = time.time() + 180
     while not ((out / "metrics.csv").exists() and len((out / "metrics.csv").read_text().splitlines()) > 3):
         assert time.time() < deadline and _jobs()[job_id]["JobState"] in ("PENDING", "RUNNING")
@@ -210,7 +212,7 @@ def test_preempted_pretraining_resumes_to_the_same_weights(slurm, demo_shards, t
     assert 3 <= state["step"] < settings["steps"]
 
     second = _wait_for_job(_sbatch(env, "-c1", "--mem=2000", f"--output={tmp_path}/second.log",
-                                   f"--wrap={job.format(out=out)}"))
+                                   f"--wrap={job.format(name='preempted')}"))
     assert second["JobState"] == "COMPLETED", (tmp_path / "second.log").read_text()[-2000:]
     assert f"resumed from {out / 'checkpoints' / 'last.pt'} at step {state['step']}" in \
         (tmp_path / "second.log").read_text()
