@@ -17,6 +17,14 @@
 #       compiled (reduce-overhead: CUDA graphs) from GPU memory. Minutes, compilation included: with
 #       15 minutes of device time, quick and bench may not both fit one session.
 #       --dry-run: everything up to the work itself (unpacking, imports, snakemake --dry-run).
+#   bash benchmarks/one_gpu.sh preflight
+#       here, after prepare, before spending device minutes: a Python 3.12 venv with the image's
+#       torch and numpy (a CUDA build of torch 2.11.0 from PyPI, about 3 GB, run on the CPU; the venv
+#       at $PREFLIGHT_VENV or /tmp/ecgfm-preflight, kept for the next preflight) and the image's other
+#       packages; then, with .device/site.tar.xz unpacked as `run` unpacks it there: `run all
+#       --dry-run`, the tests of what a run does (pretraining, the step compiled and as one graph,
+#       the quick profile at a reduced size, the benchmarks) and the trainer compiled by inductor for
+#       a few steps. 6 minutes the first time on 2 cores (the download included), 3 after.
 # The quick profile is sized for about 10 minutes on an H100 and one command may run 10 minutes:
 # give quick its own call; snakemake resumes where a killed run stopped (pretraining from its
 # checkpoint) if the machine is still warm.
@@ -28,6 +36,11 @@ SHARED_PTBXL=../shared/data/ptbxl
 # the ILP scheduler; greenlet: SQLAlchemy's asyncio, which snakemake's sqlite metadata never uses)
 NOT_CARRIED="attrs certifi charset-normalizer idna jinja2 markupsafe packaging psutil pyyaml requests tabulate
 typing-extensions urllib3 wrapt pulp greenlet"
+# the GPU image's Python, torch and numpy, as the device README's KINDS.md lists them (2026-11)
+IMAGE_PYTHON=3.12 IMAGE_TORCH=2.11.0 IMAGE_NUMPY=2.5.2
+# the image's other packages that the workflow and the tests import, unpinned (the image's exact
+# versions are not listed); wfdb and pydicom are test-only and not on the image
+IMAGE_PACKAGES="scipy pandas pyarrow h5py scikit-learn safetensors tqdm matplotlib pytest wfdb pydicom"
 
 prepare() {
     local pyver=3.12
@@ -128,8 +141,40 @@ EOF
     fi
 }
 
+preflight() {
+    local venv=${PREFLIGHT_VENV:-/tmp/ecgfm-preflight} base
+    [[ -f "$DEVICE_DIR/site.tar.xz" ]] || { echo "no $DEVICE_DIR/site.tar.xz: run prepare first" >&2; exit 1; }
+    if [[ ! -f "$venv/preflight-installed" ]]; then         # made, or a failed install made again
+        rm -rf "$venv"
+        base=python$IMAGE_PYTHON            # on the PATH, else pyenv's, which its shim may not enable
+        "$base" -c '' 2>/dev/null || base=$(compgen -G "${PYENV_ROOT:-$HOME/.pyenv}/versions/$IMAGE_PYTHON.*/bin/python" | tail -1 || true)
+        [[ -n "$base" ]] || { echo "preflight needs a Python $IMAGE_PYTHON (python$IMAGE_PYTHON)" >&2; exit 1; }
+        "$base" -m venv "$venv"
+        # the packages the image has and the carried site leaves out (NOT_CARRIED), but the two
+        # never imported, so that a package missing from the site fails here as it would there
+        "$venv/bin/pip" install -q "torch==$IMAGE_TORCH" "numpy==$IMAGE_NUMPY" $IMAGE_PACKAGES \
+            $(tr ' ' '\n' <<< "$NOT_CARRIED" | grep -vx -e pulp -e greenlet)
+        touch "$venv/preflight-installed"
+    fi
+    local out site=/tmp/ecgfm-site
+    out=$(mktemp -d)
+    rm -rf "$site"                          # unpacked afresh from this prepare's site.tar.xz
+    (OUT=$out PYTHON="$venv/bin/python" run all --dry-run)
+    export PYTHONPATH="$site:$PWD" PATH="$venv/bin:$PATH"
+    mkdir -p "$out/bin"                     # the tests start `snakemake`, which the site has as a module
+    printf '#!/bin/sh\nexec "%s" -m snakemake "$@"\n' "$venv/bin/python" > "$out/bin/snakemake"
+    chmod +x "$out/bin/snakemake"
+    PATH="$out/bin:$PATH" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_pretrain.py \
+        tests/test_ptbxl_gpu.py tests/test_benchmarks.py tests/test_model.py tests/test_augment.py
+    "$venv/bin/python" benchmarks/pretrain.py --trainer --records 400 --patients 300 --steps 12 --batch 16 \
+        --modes host --models HL_p60_d2_e512 --compile default
+    rm -rf "$out"
+    echo "preflight passed: python $IMAGE_PYTHON, torch $IMAGE_TORCH, numpy $IMAGE_NUMPY, the prepared site"
+}
+
 case "${1:-}" in
     prepare) shift; prepare "$@" ;;
     run) shift; run "$@" ;;
+    preflight) preflight ;;
     *) awk 'NR > 1 && /^#/ {print; next} NR > 1 {exit}' "$0"; exit 2 ;;
 esac
