@@ -38,12 +38,13 @@ NOT_CARRIED="attrs certifi charset-normalizer idna jinja2 markupsafe packaging p
 typing-extensions urllib3 wrapt pulp greenlet"
 # the GPU image's Python, torch and numpy, as the device README's KINDS.md lists them (2026-11)
 IMAGE_PYTHON=3.12 IMAGE_TORCH=2.11.0 IMAGE_NUMPY=2.5.2
+SITE=/tmp/ecgfm-site          # where run unpacks site.tar.xz
 # the image's other packages that the workflow and the tests import, unpinned (the image's exact
 # versions are not listed); wfdb and pydicom are test-only and not on the image
 IMAGE_PACKAGES="scipy pandas pyarrow h5py scikit-learn safetensors tqdm matplotlib pytest wfdb pydicom"
 
 prepare() {
-    local pyver=3.12
+    local pyver=$IMAGE_PYTHON
     [[ "${1:-}" == "--python-version" ]] && pyver=$2
     local tmp
     tmp=$(mktemp -d)
@@ -103,9 +104,9 @@ run() {
     local out=${OUT:-one-gpu-out}
     mkdir -p "$out"
     exec > >(tee -a "$out/log.txt") 2>&1
-    local site=/tmp/ecgfm-site py=${PYTHON:-python3}      # the image's python3 holds its torch
-    if [[ ! -d $site ]]; then mkdir -p $site && tar -C $site -xJf "$DEVICE_DIR/site.tar.xz"; fi
-    export PYTHONPATH="$site:$PWD" PYTHONUNBUFFERED=1 PATH="$site/bin:$PATH"
+    local py=${PYTHON:-python3}      # the image's python3 holds its torch
+    if [[ ! -d $SITE ]]; then mkdir -p "$SITE" && tar -C "$SITE" -xJf "$DEVICE_DIR/site.tar.xz"; fi
+    export PYTHONPATH="$SITE:$PWD" PYTHONUNBUFFERED=1 PATH="$SITE/bin:$PATH"
     "$py" - <<'EOF'
 import platform, torch, snakemake, jsonschema, defusedxml, ecgfm
 print(f"python {platform.python_version()}; torch {torch.__version__}; snakemake {snakemake.__version__}; "
@@ -156,11 +157,11 @@ preflight() {
             $(tr ' ' '\n' <<< "$NOT_CARRIED" | grep -vx -e pulp -e greenlet)
         touch "$venv/preflight-installed"
     fi
-    local out site=/tmp/ecgfm-site
+    local out
     out=$(mktemp -d)
-    rm -rf "$site"                          # unpacked afresh from this prepare's site.tar.xz
+    rm -rf "$SITE"                          # unpacked afresh from this prepare's site.tar.xz
     (OUT=$out PYTHON="$venv/bin/python" run all --dry-run)
-    export PYTHONPATH="$site:$PWD" PATH="$venv/bin:$PATH"
+    export PYTHONPATH="$SITE:$PWD" PATH="$venv/bin:$PATH"
     mkdir -p "$out/bin"                     # the tests start `snakemake`, which the site has as a module
     printf '#!/bin/sh\nexec "%s" -m snakemake "$@"\n' "$venv/bin/python" > "$out/bin/snakemake"
     chmod +x "$out/bin/snakemake"
