@@ -99,14 +99,23 @@ EOF
 + $(du -sb "$DEVICE_DIR" | cut -f1) ) / 1048576 )) MiB of the 64 allowed"
 }
 
+# the carried packages on PYTHONPATH (site.tar.xz unpacked once) and, for the Python $1, the
+# `snakemake` command that the wheels' unpacking leaves out (the tests start it)
+use_site() {
+    if [[ ! -d $SITE ]]; then mkdir -p "$SITE" && tar -C "$SITE" -xJf "$DEVICE_DIR/site.tar.xz"; fi
+    mkdir -p "$SITE/bin"
+    printf '#!/bin/sh\nexec "%s" -m snakemake "$@"\n' "$1" > "$SITE/bin/snakemake"
+    chmod +x "$SITE/bin/snakemake"
+    export PYTHONPATH="$SITE:$PWD" PYTHONUNBUFFERED=1 PATH="$SITE/bin:$PATH"
+}
+
 run() {
     local what=$1 dry=${2:-}
     local out=${OUT:-one-gpu-out}
     mkdir -p "$out"
     exec > >(tee -a "$out/log.txt") 2>&1
     local py=${PYTHON:-python3}      # the image's python3 holds its torch
-    if [[ ! -d $SITE ]]; then mkdir -p "$SITE" && tar -C "$SITE" -xJf "$DEVICE_DIR/site.tar.xz"; fi
-    export PYTHONPATH="$SITE:$PWD" PYTHONUNBUFFERED=1 PATH="$SITE/bin:$PATH"
+    use_site "$py"
     "$py" - <<'EOF'
 import platform, torch, snakemake, jsonschema, defusedxml, ecgfm
 print(f"python {platform.python_version()}; torch {torch.__version__}; snakemake {snakemake.__version__}; "
@@ -161,11 +170,9 @@ preflight() {
     out=$(mktemp -d)
     rm -rf "$SITE"                          # unpacked afresh from this prepare's site.tar.xz
     (OUT=$out PYTHON="$venv/bin/python" run all --dry-run)
-    export PYTHONPATH="$SITE:$PWD" PATH="$venv/bin:$PATH"
-    mkdir -p "$out/bin"                     # the tests start `snakemake`, which the site has as a module
-    printf '#!/bin/sh\nexec "%s" -m snakemake "$@"\n' "$venv/bin/python" > "$out/bin/snakemake"
-    chmod +x "$out/bin/snakemake"
-    PATH="$out/bin:$PATH" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_pretrain.py \
+    export PATH="$venv/bin:$PATH"
+    use_site "$venv/bin/python"
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/test_pretrain.py \
         tests/test_ptbxl_gpu.py tests/test_benchmarks.py tests/test_model.py tests/test_augment.py
     "$venv/bin/python" benchmarks/pretrain.py --trainer --records 400 --patients 300 --steps 12 --batch 16 \
         --modes host --models HL_p60_d2_e512 --compile default

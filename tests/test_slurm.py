@@ -115,8 +115,9 @@ def _cluster_profile(tmp_path: Path, results: Path) -> Path:
 
 def _demo_through_sbatch(demo_results, tmp_path, *targets, timeout):
     """Snakemake with the cluster profile from the demo's archives and shards (the local run's),
-    for ``targets`` (paths under the results folder; none: the whole DAG): the results folder, its log, the SLURM jobs it logged as submitted ({id: rule or group}), every
-    SLURM job that appeared meanwhile, and the wall time."""
+    for ``targets`` (paths under the results folder; none: the whole DAG): the results folder, its
+    log, the SLURM jobs it logged as submitted ({id: rule or group}), every SLURM job that appeared
+    meanwhile, and the wall time."""
     results = tmp_path / "results"
     for stage in ("raw", "standardized"):
         shutil.copytree(demo_results / stage, results / stage)
