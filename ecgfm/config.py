@@ -208,3 +208,43 @@ def config_sha256(config: dict) -> str:
     import hashlib
     import json
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# The variables that choose each CPU library's kernel path. Two x86-64 machines whose CPUs pick
+# different paths (AVX-512 here, AVX2 there) round differently, and 800 steps of training turn
+# that into a different model (docs/results.md#the-demo). ``cpu_kernels: avx2`` asks every
+# library for its AVX2 path, which any x86-64 CPU since 2013 (Intel Haswell, AMD Excavator) runs:
+# ATen's vectorized kernels, oneDNN's convolutions, MKL's GEMM (conditional numerical
+# reproducibility) and OpenBLAS (numpy, scipy and scikit-learn's probes).
+CPU_KERNEL_PATHS = {
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2",
+             "OPENBLAS_CORETYPE": "Haswell"},
+}
+
+
+def cpu_kernel_environment(choice: str, environ: dict, machine: str, cpu_flags: set) -> dict:
+    """The variables to add to the jobs' environment for ``cpu_kernels: choice``.
+
+    ``native`` adds none (each library picks the fastest path of the CPU). ``avx2`` adds
+    ``CPU_KERNEL_PATHS['avx2']`` on an x86-64 CPU with AVX2 and FMA, except a variable the
+    environment already sets (a site's own choice stands, and is what the run used); elsewhere
+    (Arm, an older CPU) none, since those paths do not exist there."""
+    if choice == "native":
+        return {}
+    if choice not in CPU_KERNEL_PATHS:
+        raise ConfigError(f"cpu_kernels: {choice!r} is not one of native, {', '.join(CPU_KERNEL_PATHS)}")
+    if machine.lower() not in ("x86_64", "amd64") or not {"avx2", "fma"} <= cpu_flags:
+        return {}
+    return {k: v for k, v in CPU_KERNEL_PATHS[choice].items() if k not in environ}
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set:
+    """The instruction-set flags of this machine's CPU (empty where /proc/cpuinfo is absent)."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()

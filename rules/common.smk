@@ -1,15 +1,25 @@
-# Input helpers: small functions that turn the config into file names. No computation here.
+# Input helpers: small functions that turn the config into file names, and the CPU kernel path
+# that every job inherits (config `cpu_kernels`). No other computation here.
 import json
+import os
+import platform
 from pathlib import Path
 
 from snakemake.logging import logger
 
-from ecgfm.config import (classifier_spec, enabled_sources, model_name, pretrain_grid,
-                          pretrain_settings, probe_settings, random_init_models, raw_dir, risk_settings,
+from ecgfm.config import (classifier_spec, cpu_flags, cpu_kernel_environment, enabled_sources, model_name,
+                          pretrain_grid, pretrain_settings, probe_settings, random_init_models, raw_dir, risk_settings,
                           raw_origin, risk_needs_variant, standardize_block, training_settings)
 from ecgfm.report import TABLE_PROTOCOLS, figure_name, table_title
 
 RESULTS = config["results"]
+
+# The jobs inherit this process's environment: the CPU kernel path is chosen here, once, before any
+# job starts a library (config `cpu_kernels`).
+KERNEL_ENV = cpu_kernel_environment(config["cpu_kernels"], os.environ, platform.machine(), cpu_flags())
+os.environ.update(KERNEL_ENV)
+if KERNEL_ENV:
+    logger.info("cpu_kernels: " + " ".join(f"{k}={v}" for k, v in sorted(KERNEL_ENV.items())))
 SOURCES = enabled_sources(config)
 
 

@@ -1,5 +1,6 @@
 """The README and docs/ stay true: links resolve, commands name what exists, the rule graph
-picture is the workflow's, and the demo's Table 1 in the README is the demo's."""
+picture is the workflow's, and the demo's figures in the README are the demo's within what varies
+between machines."""
 import re
 from pathlib import Path
 
@@ -59,14 +60,68 @@ def test_rule_graph_picture_is_the_workflows(demo_results):
                               f"(missing {rules - pictured}, stale {pictured - rules})"
 
 
-def test_readme_table1_is_the_demos(demo_results):
-    table = pd.read_csv(demo_results / "tables" / "table1.csv", dtype={"setting": str})
+# How far a demo figure may move between machines, as measured (docs/results.md#across-machines):
+# the same commit, the CPU kernels of another x86-64 CPU, other thread counts and another job order.
+# The demo pins the AVX2 kernels (`cpu_kernels: avx2`), so on most x86-64 machines it gives the
+# README's figures exactly; where a site's environment or another CPU changes them, they move by
+# less than this, and the claims the README makes from them hold as tested here.
+DEMO_TOLERANCE = 0.03
+TASKS = ("MI", "STTC", "CD", "HYP")
+
+
+def _readme_demo_section() -> str:
     readme = (REPO / "README.md").read_text()
-    rows = {m[0]: m[1:] for m in re.findall(
-        r"^\| (CL|GL|HL) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| ([+-][\d.]+) \(", readme, re.MULTILINE)}
-    assert set(rows) == {"CL", "GL", "HL"}
-    for key, values in rows.items():
-        ours = table[(table["key"] == key) & (table["metric"] == "AUROC")].set_index("task")["ours"]
-        assert [f"{ours[t]:.3f}" for t in ("MI", "STTC", "CD", "HYP")] == list(values[:4]), key
-        diff = table[(table["key"] == key) & (table["metric"] == "mean_auroc_vs_random")]["ours"].item()
-        assert f"{diff:+.3f}" == values[4], key
+    return readme.split("## What the demo shows", 1)[1].split("\n## ", 1)[0]
+
+
+def _readme_table1() -> dict:
+    """key -> (the four AUROCs, then the margin over random init and its interval, or None)."""
+    rows = {}
+    for line in _readme_demo_section().splitlines():
+        m = re.match(r"^\| (random init \(p\d+ d\d+ e\d+\)|CL|GL|HL) \| ([\d.]+) \| ([\d.]+) \| ([\d.]+) \| "
+                     r"([\d.]+) \| (?:([+-][\d.]+) \(([+-][\d.]+), ([+-][\d.]+)\))? *\|", line)
+        if m:
+            key = "random" if m[1].startswith("random") else m[1]
+            rows[key] = ([float(v) for v in m.groups()[1:5]],
+                         tuple(float(v) for v in m.groups()[5:8]) if m[6] else None)
+    return rows
+
+
+def test_readme_table1_holds_in_the_demo(demo_results):
+    """The README's Table 1 is the demo's within what varies between machines, and what it claims
+    holds in this run: every method above its random init with a paired interval excluding zero."""
+    table = pd.read_csv(demo_results / "tables" / "table1.csv", dtype={"setting": str})
+    rows = _readme_table1()
+    assert set(rows) == {"random", "CL", "GL", "HL"}, rows
+    for key, (aurocs, margin) in rows.items():
+        run_key = "random@HL" if key == "random" else key
+        cells = table[(table["key"] == run_key) & (table["metric"] == "AUROC")].set_index("task")
+        for task, readme_value in zip(TASKS, aurocs):
+            ours, low, high = cells.loc[task, ["ours", "ci_low", "ci_high"]]
+            assert abs(ours - readme_value) <= DEMO_TOLERANCE, (key, task, readme_value, ours)
+            assert low <= readme_value <= high, (key, task, readme_value, (low, high))
+        if key == "random":
+            continue
+        run = table[(table["key"] == key) & (table["metric"] == "mean_auroc_vs_random")].iloc[0]
+        assert margin[1] > 0 and run["ci_low"] > 0, (key, "the README says the intervals exclude zero", run)
+        assert abs(run["ours"] - margin[0]) <= DEMO_TOLERANCE, (key, margin, run["ours"])
+        assert run["ci_low"] <= margin[0] <= run["ci_high"], (key, margin, (run["ci_low"], run["ci_high"]))
+
+
+def test_readme_table3_figures_hold_in_the_demo(demo_results):
+    """The mean fine-tuned and probe AUROCs the README quotes for Table 3, within the tolerance."""
+    text = " ".join(_readme_demo_section().split())
+    m = re.search(r"mean test AUROC ([\d.]+) for HL, ([\d.]+) for CL and ([\d.]+) for GL \(probes ([\d.]+), "
+                  r"([\d.]+), ([\d.]+)\), against ([\d.]+) for the supervised ViT of the same architecture and "
+                  r"([\d.]+) for the narrow 1D-ResNet50", text)
+    assert m, "the README's Table 3 sentence changed: update this test with it"
+    quoted = [float(v) for v in m.groups()]
+    table = pd.read_csv(demo_results / "tables" / "table3.csv", dtype={"setting": str})
+    probe = pd.read_csv(demo_results / "tables" / "table1.csv", dtype={"setting": str})
+
+    def mean_auroc(t, key):
+        return t[(t["key"] == key) & (t["metric"] == "AUROC") & t["task"].isin(TASKS)]["ours"].mean()
+    ours = [mean_auroc(table, k) for k in ("HL", "CL", "GL")] + [mean_auroc(probe, k) for k in ("HL", "CL", "GL")] \
+        + [mean_auroc(table, "ViT@HL"), mean_auroc(table, "ResNet50")]
+    for name, q, o in zip(["HL", "CL", "GL", "probe HL", "probe CL", "probe GL", "ViT", "ResNet50"], quoted, ours):
+        assert abs(q - o) <= DEMO_TOLERANCE, (name, q, o)

@@ -62,3 +62,39 @@ def test_no_slurm_group_holds_a_rule_that_waits_on_a_checkpoint(tmp_path):
     assert {"collect_results", "table", "lead_table", "risk"} <= waiting
     assert {"embed", "linear_probe"} <= set(groups)
     assert not waiting & set(groups), waiting & set(groups)
+
+
+def test_cpu_kernels_avx2_pins_each_librarys_path_where_the_cpu_has_it():
+    from ecgfm.config import CPU_KERNEL_PATHS, ConfigError, cpu_kernel_environment
+    flags = {"sse4_2", "avx", "avx2", "fma", "avx512f"}
+    assert cpu_kernel_environment("native", {}, "x86_64", flags) == {}
+    assert cpu_kernel_environment("avx2", {}, "x86_64", flags) == CPU_KERNEL_PATHS["avx2"]
+    assert cpu_kernel_environment("avx2", {}, "AMD64", flags) == CPU_KERNEL_PATHS["avx2"]
+    site = cpu_kernel_environment("avx2", {"OPENBLAS_CORETYPE": "Zen"}, "x86_64", flags)
+    assert "OPENBLAS_CORETYPE" not in site and site["ATEN_CPU_CAPABILITY"] == "avx2"   # the site's own stands
+    assert cpu_kernel_environment("avx2", {}, "aarch64", {"asimd"}) == {}
+    assert cpu_kernel_environment("avx2", {}, "x86_64", {"sse4_2", "avx"}) == {}        # no AVX2 path there
+    with pytest.raises(ConfigError, match="avx512"):
+        cpu_kernel_environment("avx512", {}, "x86_64", flags)
+
+
+def test_the_pinned_variables_choose_the_kernels_they_name():
+    """ATen and oneDNN report the path the variables ask for (an unknown name would be ignored
+    silently, and the pin would do nothing)."""
+    from ecgfm.config import CPU_KERNEL_PATHS, cpu_flags
+    if not {"avx2", "fma"} <= cpu_flags():
+        pytest.skip("this CPU has no AVX2 path")
+    code = ("import torch; print(torch.backends.cpu.get_cpu_capability()); "
+            "torch.nn.functional.conv1d(torch.randn(2, 12, 500), torch.randn(8, 12, 125), stride=125)")
+    env = {**os.environ, **CPU_KERNEL_PATHS["avx2"], "ONEDNN_VERBOSE": "1"}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[0] == "AVX2", run.stdout
+    assert "isa:Intel AVX2\n" in run.stdout or "isa:Intel AVX2 " in run.stdout, run.stdout[:2000]
+
+
+def test_the_demo_pins_the_avx2_kernels_for_its_jobs():
+    from ecgfm.config import load_config
+    config = load_config(REPO / "config.yaml", REPO / "profiles" / "demo" / "demo-config.yaml")
+    assert config["cpu_kernels"] == "avx2"
+    assert load_config(REPO / "config.yaml")["cpu_kernels"] == "native"
