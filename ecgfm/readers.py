@@ -127,14 +127,47 @@ def _load_wfdb(path: Path) -> RawRecord:
     return _wfdb_raw(*read_record(path))
 
 
+def channel_list(names, units) -> str:
+    """``II (mV), V (mV), PLETH (NU)``: the channels a file holds, for a rejection's reason."""
+    return ", ".join(f"{name} ({unit})" for name, unit in zip(names, units))
+
+
+def voltage_record(signal: np.ndarray, fs: float, names: list[str], units: list[str | None],
+                   meta: dict | None = None) -> RawRecord:
+    """A record in mV from channels each in its own unit: a channel in a voltage unit (V, mV, uV,
+    nV) is converted to mV by its own factor; any other (``NU``, ``mmHg``, none) is left out, so
+    that a pressure or pleth channel beside the ECG does not reject the record: the leads are
+    chosen from what remains, and ``meta["channels"]`` lists every channel found with its unit
+    (what a rejection for a missing lead shows)."""
+    factors = []
+    for unit in units:
+        try:
+            factors.append(unit_to_mv(unit) if unit else None)
+        except ValueError:
+            factors.append(None)
+    keep = [k for k, f in enumerate(factors) if f is not None]
+    if len(keep) < signal.shape[1]:
+        signal = signal[:, keep]
+    scale = np.array([factors[k] for k in keep], dtype=np.float32)
+    if np.any(scale != 1):
+        signal = signal * scale
+    found = channel_list(names, [u or "no unit" for u in units])
+    return RawRecord(signal, fs, [names[k] for k in keep], "mV", {"channels": found, **(meta or {})})
+
+
 def _wfdb_raw(signal, header) -> RawRecord:
-    units = {s.units for s in header.signals}
-    if len(units) != 1:
-        raise RecordError(f"mixed units across leads: {sorted(units)}")
-    unit = header.signals[0].units
-    step = float(np.median([unit_to_mv(unit) / s.gain for s in header.signals]))
-    return RawRecord(signal, header.fs, [s.name for s in header.signals], unit,
-                     {"orig_unit": unit, "stored_leads": header.n_signals, "mv_per_unit": step})
+    units = [s.units for s in header.signals]
+    record = voltage_record(signal, header.fs, [s.name for s in header.signals], units,
+                            {"stored_leads": header.n_signals})
+    steps = []
+    for s in header.signals:
+        try:
+            steps.append(unit_to_mv(s.units) / s.gain)
+        except ValueError:
+            continue
+    record.meta.update({"orig_unit": "/".join(sorted(set(units))),
+                        "mv_per_unit": float(np.median(steps)) if steps else None})
+    return record
 
 
 def _checked_items(rows, column_name: str):
