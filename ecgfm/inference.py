@@ -46,7 +46,7 @@ import numpy as np
 
 from .formats import XML_READERS, is_dicom_file, read_array, read_dicom, xml_kind
 from .leads import normalize_lead_name
-from .readers import Item, RecordError, WFDBFolderReader, code_signal
+from .readers import Item, RecordError, WFDBFolderReader, code_signal, parse_xml
 from .standardize import RejectRecord, Settings, standardize_record
 from .wfdb import WfdbError, read_header
 
@@ -195,7 +195,8 @@ class FileReader:
     def items(self):
         if not self.files:
             raise FileNotFoundError(self.root)
-        stems = [f.relative_to(self.root).with_suffix("").as_posix() for f in self.files]
+        stems = [f.relative_to(self.root).with_suffix("" if f.suffix.lower() in self.SUFFIXES else f.suffix).as_posix()
+                 for f in self.files]        # a file found by its content keeps its whole name
         items = []
         for f, stem in zip(self.files, stems):
             record_id = stem if stems.count(stem) == 1 else f.relative_to(self.root).as_posix()
@@ -214,6 +215,7 @@ class FileReader:
             return read_array(path)
         flavour = xml_kind(path)
         if flavour is None:
+            parse_xml(path)                 # an unreadable file says so
             raise RecordError("XML that is none of MUSE RestingECG, CardioSoft CardiologyXML, HL7 aECG "
                               "AnnotatedECG or Philips restingecgdata")
         return XML_READERS[flavour](path)

@@ -596,9 +596,15 @@ def read_cardiosoft_xml(path, resolution_units: str = "uVperLsb") -> RawRecord:
                           f"(microvolts per count): its scale is unknown")
     names, columns = [], []
     for wave in strip.findall("WaveformData"):
-        names.append(wave.get("lead", ""))
-        columns.append(np.array([int(v) for v in wave.text.replace("\n", "").split(",") if v.strip()],
-                                dtype=np.float32))
+        lead = wave.get("lead", "")
+        try:
+            values = [int(v) for v in (wave.text or "").replace("\n", "").split(",") if v.strip()]
+        except ValueError:
+            raise RecordError(f"WaveformData of lead {lead!r} holds a value that is not an integer") from None
+        if not values:
+            raise RecordError(f"WaveformData of lead {lead!r} holds no samples")
+        names.append(lead)
+        columns.append(np.array(values, dtype=np.float32))
     if not columns:
         raise RecordError("no WaveformData element")
     n = min(len(c) for c in columns)
