@@ -30,6 +30,13 @@ standardization (``ecgfm.standardize``) then finds the leads by name. Facts, and
   before scaling); a non-zero ``LeadOffsetFirstSample`` (bytes of invalid data) is refused. MUSE
   stores I, II and V1-V6: III, aVR, aVL and aVF are derived by the standardization. Parsed with
   defusedxml (no entity expansion).
+* **HL7 aECG** (``AnnotatedECG``): see ``read_aecg``. **Philips PageWriter / TC XML**
+  (``restingecgdata``, XLI compression): see ``read_philips_xml`` and ``xli_decode_chunk``.
+* XML files are told apart by their root element (``xml_kind``), in UTF-8 or UTF-16; DICOM files
+  also by their ``DICM`` preamble (``is_dicom_file``), for PACS exports without a suffix.
+
+Every reader gives its channels in mV, each converted by its own unit (``voltage_record``); a
+channel without a voltage scale is left out and listed, with its unit, in ``meta["channels"]``.
 """
 from __future__ import annotations
 

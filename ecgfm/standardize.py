@@ -147,15 +147,17 @@ def longest_run(mask: np.ndarray) -> int:
     return best
 
 
-def interpolate_nans(x: np.ndarray) -> np.ndarray:
-    """Linear interpolation over NaN samples of each lead ([leads, n]); edges take the nearest value."""
+def interpolate_nans(x: np.ndarray, names=None) -> np.ndarray:
+    """Linear interpolation over NaN samples of each lead ([leads, n], lead ``names`` for the
+    reason); edges take the nearest value."""
     out = x.copy()
     t = np.arange(x.shape[-1])
     for row in range(x.shape[0]):
         bad = np.isnan(x[row])
         if bad.any():
             if bad.all():
-                raise RejectRecord(f"lead {row} is entirely NaN")
+                raise RejectRecord(f"lead {names[row] if names is not None else row} is entirely NaN "
+                                   f"(no valid sample in the record)")
             out[row, bad] = np.interp(t[bad], t[~bad], x[row, ~bad])
     return out
 
@@ -252,7 +254,7 @@ def standardize_record(signal: np.ndarray, fs: float, lead_names: list[str], uni
         if run > qc.max_nan_run_s * fs:
             failed.append(f"NaN run of {run} samples ({run / fs:.2f} s) > {qc.max_nan_run_s:g} s")
     if np.isnan(x).any():
-        x = interpolate_nans(x)
+        x = interpolate_nans(x, settings.leads)
     used = x[:, start:stop]
     std = used.std(axis=-1)
     flat = [settings.leads[i] for i in np.flatnonzero((std < qc.flat_std_mv) & real)]

@@ -84,7 +84,7 @@ def test_fewer_leads_are_derived_or_declared_zeros_never_silently(demo_model, tm
     assert (twelve["leads_present"], twelve["leads_derived"], twelve["leads_zeroed"]) == (
         "I,II", "III,aVR,aVL,aVF", "V1,V2,V3,V4,V5,V6")
     np.testing.assert_allclose(twelve["embedding"], _embedding(demo_model, ecg, 500, keep=["I", "II"]), atol=1e-4)
-    assert frame.loc["single", "reason"] == "declared lead(s) not in the record: I"
+    assert frame.loc["single", "reason"] == "declared lead(s) not in the record: I (channels in the file: II)"
     run = _cli("embed", "--model", demo_model, "--input", folder, "--out", tmp_path / "x.parquet", "--leads", "I,X9")
     assert run.returncode == 2 and "unknown lead name 'X9'" in run.stderr
 
