@@ -15,12 +15,13 @@ SCPECG_LEAD = {"I": 1, "II": 2, "III": 61, "aVR": 62, "aVL": 63, "aVF": 64,
 
 def write_dicom_ecg(path, ecg_mv: np.ndarray, fs: float, leads, sensitivity_uv: float = 2.5,
                     baseline_uv: float = 0.0, correction: float = 1.0, mdc_codes=(), millivolt_leads=(),
-                    unscaled_leads=(), drop=()) -> Path:
+                    unscaled_leads=(), unitless_leads=(), drop=()) -> Path:
     """A 12-lead ECG Waveform Storage object: one RHYTHM multiplex group, 16-bit signed samples
     interleaved channel by channel, each channel's lead coded in SCP-ECG (or MDC for the leads in
     ``mdc_codes``), sensitivity in microvolts (UCUM), or in millivolts for ``millivolt_leads``
     (the same counts, the sensitivity a thousandth). ``unscaled_leads`` lack Channel Sensitivity
-    (and its units, correction and baseline), as a file with arbitrary units does; ``drop`` names
+    (and its units, correction and baseline), as a file with arbitrary units does; ``unitless_leads``
+    have an empty Channel Sensitivity Units Sequence; ``drop`` names
     attributes left out of the multiplex group (``SamplingFrequency``, ``ChannelDefinitionSequence``)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.sequence import Sequence
@@ -54,7 +55,7 @@ def write_dicom_ecg(path, ecg_mv: np.ndarray, fs: float, leads, sensitivity_uv: 
             unit.CodeValue, unit.CodeMeaning = "mV", "millivolt"
         if lead not in unscaled_leads:
             ch.ChannelSensitivity = f"{sensitivity_uv * scale:g}"
-            ch.ChannelSensitivityUnitsSequence = Sequence([unit])
+            ch.ChannelSensitivityUnitsSequence = Sequence([] if lead in unitless_leads else [unit])
             ch.ChannelSensitivityCorrectionFactor = f"{correction:g}"
             ch.ChannelBaseline = f"{baseline_uv * scale:g}"
         ch.ChannelSampleSkew = "0"

@@ -330,6 +330,19 @@ def test_wfdb_formats_24_and_32_subtract_the_baseline_in_integers(tmp_path):
     np.testing.assert_array_equal(ours, np.array([[0.007, 0.003], [-0.005, -0.009]], dtype=np.float32))
 
 
+def test_wfdb_byte_offset_is_the_signal_files(tmp_path):
+    """signal(5): the byte offset skips bytes at the start of a signal file, for all its signals
+    (a CinC ``.mat`` file's MATLAB header); a signal line that repeats the file without it reads
+    the same file (the first signal's offset counts, as wfdb.rdsamp takes it)."""
+    wfdb = pytest.importorskip("wfdb")
+    digital = np.round(_synthetic()[:, :2] * 1000).astype("<i2")
+    (tmp_path / "m.mat").write_bytes(bytes(range(24)) + digital.tobytes())
+    (tmp_path / "m.hea").write_text("m 2 500 5000\nm.mat 16+24 1000/mV 16 0 0 0 0 I\nm.mat 16 1000/mV 16 0 0 0 0 II\n")
+    ours, _ = read_record(tmp_path / "m")
+    np.testing.assert_allclose(ours, digital / 1000.0, atol=1e-6)
+    np.testing.assert_allclose(ours, wfdb.rdrecord(str(tmp_path / "m")).p_signal, atol=1e-6)
+
+
 def test_wfdb_reasons_say_what_is_unsupported_and_name_no_absolute_path(tmp_path):
     from ecgfm.wfdb import write_record
     digital = np.zeros((5000, 2), dtype="<i2")
@@ -397,9 +410,10 @@ def test_dicom_channels_are_scaled_each_by_their_own_sensitivity_and_unit(tmp_pa
     assert uv.unit == mixed.unit == "mV" and uv.lead_names == mixed.lead_names == LEADS12
     np.testing.assert_allclose(uv.signal, ecg, atol=0.002)
     np.testing.assert_allclose(mixed.signal, uv.signal, atol=1e-6)
-    write_dicom_ecg(tmp_path / "unscaled.dcm", ecg, 500, LEADS12, unscaled_leads=("V3",))
+    write_dicom_ecg(tmp_path / "unscaled.dcm", ecg, 500, LEADS12, unscaled_leads=("V3",), unitless_leads=("V4",))
     unscaled = read_dicom(tmp_path / "unscaled.dcm")
-    assert "V3" not in unscaled.lead_names and "V3 (no ChannelSensitivity: arbitrary units)" in unscaled.meta["channels"]
+    assert unscaled.lead_names == [lead for lead in LEADS12 if lead not in ("V3", "V4")]
+    assert "V3 (no ChannelSensitivity: arbitrary units), V4 (no ChannelSensitivityUnitsSequence)" in unscaled.meta["channels"]
 
 
 def test_hl7_aecg_reads_the_rhythm_sequence_set(tmp_path):
