@@ -46,9 +46,9 @@ import numpy as np
 
 from .formats import XML_READERS, is_dicom_file, read_array, read_dicom, xml_kind
 from .leads import normalize_lead_name
-from .readers import Item, RecordError, WFDBFolderReader, code_signal, parse_xml
+from .readers import Item, RecordError, WFDBFolderReader, code_signal, parse_xml, segment_headers
 from .standardize import RejectRecord, Settings, standardize_record
-from .wfdb import WfdbError, read_header
+from .wfdb import WfdbError
 
 CODE_LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
 LEAD_COLUMNS = ("leads_present", "leads_derived", "leads_zeroed")
@@ -188,7 +188,7 @@ class FileReader:
                 kind = "dicom"
             if kind is not None:
                 self.kinds[p] = kind
-        for part in _segment_headers([p for p, k in self.kinds.items() if k == "wfdb"]):
+        for part in segment_headers([p for p, k in self.kinds.items() if k == "wfdb"]):
             self.kinds.pop(part, None)
         self.files = list(self.kinds)
 
@@ -219,27 +219,6 @@ class FileReader:
             raise RecordError("XML that is none of MUSE RestingECG, CardioSoft CardiologyXML, HL7 aECG "
                               "AnnotatedECG or Philips restingecgdata")
         return XML_READERS[flavour](path)
-
-
-def _segment_headers(headers: list[Path]) -> set[Path]:
-    """The headers that multi-segment records among ``headers`` list as their segments (and
-    layout headers): parts of those records, not records."""
-    parts = set()
-    for hea in headers:
-        try:
-            with open(hea, encoding="latin-1") as fh:
-                first = next((ln for ln in fh if ln.strip() and not ln.startswith("#")), "")
-        except OSError:
-            continue
-        tokens = first.split()
-        if not tokens or "/" not in tokens[0]:
-            continue
-        try:
-            header = read_header(hea)
-        except WfdbError:
-            continue                     # its own row will say why
-        parts.update(hea.with_name(f"{name}.hea") for name, _ in header.segments or [] if name != "~")
-    return parts
 
 
 def _code_records(path: Path, settings: Settings, options: InputOptions) -> tuple[int, Iterator[Outcome]]:

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .leads import CANONICAL_LEADS, derive_limb_leads
-from .wfdb import read_record, unit_to_mv
+from .wfdb import WfdbError, read_header, read_record, unit_to_mv
 
 
 class RecordError(Exception):
@@ -244,11 +244,33 @@ class MIMICReader:
         return _load_wfdb(self.root / item.locator)
 
 
+def segment_headers(headers: list[Path]) -> set[Path]:
+    """The headers that multi-segment records among ``headers`` list as their segments (and
+    layout headers): parts of those records, not records."""
+    parts = set()
+    for hea in headers:
+        try:
+            with open(hea, encoding="latin-1") as fh:
+                first = next((ln for ln in fh if ln.strip() and not ln.startswith("#")), "")
+        except OSError:
+            continue
+        tokens = first.split()
+        if not tokens or "/" not in tokens[0]:
+            continue
+        try:
+            header = read_header(hea)
+        except WfdbError:
+            continue                     # its own row will say why
+        parts.update(hea.with_name(f"{name}.hea") for name, _ in header.segments or [] if name != "~")
+    return parts
+
+
 class WFDBFolderReader:
     """Any folder of WFDB records with 12 named leads (e.g. PhysioNet/CinC 2021, ``.dat`` or ``.mat``).
 
     Age, sex and diagnoses come from ``# Age:``, ``# Sex:``, ``# Dx:`` header comments when present.
-    Without a patient identifier every record is its own patient.
+    Without a patient identifier every record is its own patient. A multi-segment record is one
+    record: the segment and layout headers its master header lists are not records of their own.
     """
 
     expected_fs = None
@@ -260,6 +282,8 @@ class WFDBFolderReader:
         headers = sorted(self.root.rglob("*.hea"))
         if not headers:
             raise FileNotFoundError(f"no WFDB header (*.hea) under {self.root}")
+        parts = segment_headers(headers)
+        headers = [hea for hea in headers if hea not in parts]
         items = []
         for hea in headers:
             rel = hea.relative_to(self.root).with_suffix("")

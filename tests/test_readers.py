@@ -366,6 +366,7 @@ def test_multisegment_record_is_one_row_judged_by_the_samples_it_uses(tmp_path):
     write_multisegment(tmp_path, "monitor", [500 * 15, counts[:7000], counts[7000:]], 500, LEADS12)
     rows = _rows(tmp_path)
     assert list(rows) == ["monitor"] and rows["monitor"].ecg is not None, rows["monitor"].reason
+    assert [item.record_id for item in make_reader("wfdb", tmp_path, "x").items()[0]] == ["monitor"]  # training too
     signal, header = read_record(tmp_path / "monitor")
     assert signal.shape == (45 * 500, 12) and np.isnan(signal[: 15 * 500]).all()
     np.testing.assert_allclose(signal[15 * 500 :], counts / 1000.0, atol=1e-6)
