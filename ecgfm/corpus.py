@@ -52,7 +52,7 @@ def _process_chunk(chunk: list[Item]) -> list[tuple]:
         except (RecordError, RejectRecord, WfdbError) as exc:
             out.append(("rejected", item.record_id, str(exc), item.meta))
             continue
-        except (OSError, KeyError, ValueError) as exc:
+        except Exception as exc:        # each record is its own failure domain, whatever a reader raises
             out.append(("rejected", item.record_id, f"unreadable: {type(exc).__name__}: {exc}",
                         item.meta))
             continue

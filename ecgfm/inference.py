@@ -5,8 +5,10 @@ Inputs (``open_input``):
 
 * a folder holding ``manifest.parquet``: standardized shards written by ecgfm (used as stored);
 * any other folder: every record below it in a format of ``ecgfm.formats`` or ``ecgfm.readers``:
-  WFDB (``.hea`` + ``.dat``/``.mat``), DICOM waveforms (``.dcm``), GE MUSE and CardioSoft XML
-  (``.xml``), and arrays with a JSON sidecar (``.npy``, ``.csv``);
+  WFDB (``.hea`` + ``.dat``/``.mat``; a multi-segment record is one record, its segment and
+  layout headers are not records of their own), DICOM waveforms (``.dcm``, or any file with the
+  ``DICM`` preamble), XML (``.xml``, UTF-8 or UTF-16: GE MUSE, CardioSoft, HL7 aECG, Philips
+  PageWriter/TC), and arrays with a JSON sidecar (``.npy``, ``.csv``);
 * one such file, a ``.hea`` header, or a ``.h5``/``.hdf5`` file: with a ``tracings`` dataset
   [n, samples, 12] it is the CODE-15% layout (leads I, II, III, aVR, aVL, aVF, V1-V6; ``fs``
   400 Hz and mV by default; record ids from ``exam_id`` when present; zero padding stripped as in
@@ -30,7 +32,9 @@ with the model's preprocessing (rate, duration, lead order, mV) and the default 
   rejected, or zero-padded when ``pad_short`` (7 s or more, as the CODE-15% corpus was), flagged.
 
 A record that cannot be read or fails a check gets ``status = rejected`` and its reason; it is
-listed, never dropped.
+listed, never dropped. Each file is its own failure domain: whatever its reader raises becomes
+its row's reason and the run goes on; only an input that is wrong as a whole (a path that does not
+exist, a folder without records, an unreadable HDF5 file) stops it with ``InputError``.
 """
 from __future__ import annotations
 
@@ -40,9 +44,9 @@ from typing import Iterator
 
 import numpy as np
 
-from .formats import read_array, read_dicom, read_muse_xml, xml_kind
+from .formats import XML_READERS, is_dicom_file, read_array, read_dicom, xml_kind
 from .leads import normalize_lead_name
-from .readers import Item, RecordError, WFDBFolderReader, code_signal, read_cardiosoft_xml
+from .readers import Item, RecordError, WFDBFolderReader, code_signal, parse_xml, segment_headers
 from .standardize import RejectRecord, Settings, standardize_record
 from .wfdb import WfdbError
 
@@ -91,7 +95,21 @@ def settings_for(preprocessing: dict, options: InputOptions = InputOptions()) ->
                     window_stride_s=options.window_stride_s)
 
 
-def _standardize(record_id, signal, fs, lead_names, unit, settings, options: InputOptions) -> Outcome:
+_LEAD_REASONS = ("missing lead", "declared lead", "no standard lead")
+
+
+def _standardize(record_id, signal, fs, lead_names, unit, settings, options: InputOptions,
+                 channels: str | None = None) -> Outcome:
+    """One record through the training standardization; ``channels`` (what the file holds, with
+    units) is added to a rejection for a missing lead, so that a user sees what was found."""
+    outcome = _standardize_checked(record_id, signal, fs, lead_names, unit, settings, options)
+    if outcome.ecg is None and outcome.reason.startswith(_LEAD_REASONS):
+        found = channels or ", ".join(map(str, lead_names)) or "none"
+        outcome.reason += f" (channels in the file: {found})"
+    return outcome
+
+
+def _standardize_checked(record_id, signal, fs, lead_names, unit, settings, options: InputOptions) -> Outcome:
     if isinstance(options.leads, tuple):            # only the leads the user declared
         names = []
         for name in lead_names:
@@ -115,10 +133,22 @@ def _standardize(record_id, signal, fs, lead_names, unit, settings, options: Inp
                    qc.get("window_starts_s"))
 
 
+def failure_reason(exc: Exception, root=None) -> str:
+    """The reason a record's row gives for ``exc``: a reader's own message (``RecordError``,
+    ``WfdbError``, ``RejectRecord``) as it is, anything else with its type; absolute paths below
+    ``root`` are written relative to it (the record id says where the file is)."""
+    reason = str(exc) if isinstance(exc, (RecordError, WfdbError, RejectRecord)) else f"{type(exc).__name__}: {exc}"
+    reason = f"unreadable: {reason}"
+    if root is not None:
+        reason = reason.replace(f"{Path(root).resolve()}/", "").replace(f"{root}/", "")
+    return reason
+
+
 def _reader_records(reader, settings: Settings, options: InputOptions) -> tuple[int, Iterator[Outcome]]:
     """Any reader (``items()`` / ``load(item)``); metadata rows without a waveform come out as
-    rejected records."""
+    rejected records, and so does every record whose reading or standardizing raises."""
     items, missing = reader.items()
+    root = getattr(reader, "root", None)
 
     def gen():
         for record_id, reason in missing:
@@ -126,31 +156,47 @@ def _reader_records(reader, settings: Settings, options: InputOptions) -> tuple[
         for item in items:
             try:
                 raw = reader.load(item)
-            except (RecordError, WfdbError, OSError, ValueError) as exc:
-                yield Outcome(item.record_id, None, f"unreadable: {exc}")
-                continue
-            yield _standardize(item.record_id, raw.signal, raw.fs, raw.lead_names, raw.unit, settings, options)
+                yield _standardize(item.record_id, raw.signal, raw.fs, raw.lead_names, raw.unit, settings,
+                                   options, raw.meta.get("channels"))
+            except Exception as exc:        # each file is its own failure domain
+                yield Outcome(item.record_id, None, failure_reason(exc, root))
     return len(items) + len(missing), gen()
+
+
+# files that are parts of a record (signal files, annotations, sidecars), never records themselves
+_PARTS = {".dat", ".mat", ".json", ".atr", ".qrs", ".ecg", ".edf", ".txt", ".md", ".parquet", ".h5", ".hdf5",
+          ".gz", ".zip", ".tgz", ".tar"}
 
 
 class FileReader:
     """Every ECG file below a folder (or one file), each read by its format's reader:
-    ``.hea`` WFDB, ``.dcm`` DICOM, ``.xml`` MUSE or CardioSoft, ``.npy``/``.csv`` with a sidecar.
-    The record id is the path relative to the folder without its suffix (with it, where two
-    files would share an id)."""
+    ``.hea`` WFDB, ``.dcm`` (or any file with DICOM's ``DICM`` preamble) DICOM, ``.xml`` MUSE,
+    CardioSoft, HL7 aECG or Philips, ``.npy``/``.csv`` with a sidecar. The record id is the path
+    relative to the folder without its suffix (with it, where two files would share an id). The
+    segment and layout headers that a multi-segment WFDB record lists are parts of that record."""
 
     SUFFIXES = {".hea": "wfdb", ".dcm": "dicom", ".xml": "xml", ".npy": "array", ".csv": "array"}
 
     def __init__(self, path):
         path = Path(path)
         self.root = path if path.is_dir() else path.parent
-        self.files = sorted(p for p in (path.rglob("*") if path.is_dir() else [path])
-                            if p.is_file() and p.suffix.lower() in self.SUFFIXES)
+        candidates = sorted(p for p in (path.rglob("*") if path.is_dir() else [path]) if p.is_file())
+        self.kinds = {}
+        for p in candidates:
+            kind = self.SUFFIXES.get(p.suffix.lower())
+            if kind is None and p.suffix.lower() not in _PARTS and is_dicom_file(p):
+                kind = "dicom"
+            if kind is not None:
+                self.kinds[p] = kind
+        for part in segment_headers([p for p, k in self.kinds.items() if k == "wfdb"]):
+            self.kinds.pop(part, None)
+        self.files = list(self.kinds)
 
     def items(self):
         if not self.files:
             raise FileNotFoundError(self.root)
-        stems = [f.relative_to(self.root).with_suffix("").as_posix() for f in self.files]
+        stems = [f.relative_to(self.root).with_suffix("" if f.suffix.lower() in self.SUFFIXES else f.suffix).as_posix()
+                 for f in self.files]        # a file found by its content keeps its whole name
         items = []
         for f, stem in zip(self.files, stems):
             record_id = stem if stems.count(stem) == 1 else f.relative_to(self.root).as_posix()
@@ -159,7 +205,7 @@ class FileReader:
 
     def load(self, item):
         path = item.locator
-        kind = self.SUFFIXES[path.suffix.lower()]
+        kind = self.kinds.get(path) or self.SUFFIXES[path.suffix.lower()]
         if kind == "wfdb":
             rel = path.relative_to(self.root).with_suffix("")
             return WFDBFolderReader(self.root).load(Item(rel.as_posix(), rel))
@@ -168,11 +214,11 @@ class FileReader:
         if kind == "array":
             return read_array(path)
         flavour = xml_kind(path)
-        if flavour == "muse":
-            return read_muse_xml(path)
-        if flavour == "cardiosoft":
-            return read_cardiosoft_xml(path)
-        raise RecordError("XML that is neither a MUSE RestingECG nor a CardioSoft CardiologyXML export")
+        if flavour is None:
+            parse_xml(path)                 # an unreadable file says so
+            raise RecordError("XML that is none of MUSE RestingECG, CardioSoft CardiologyXML, HL7 aECG "
+                              "AnnotatedECG or Philips restingecgdata")
+        return XML_READERS[flavour](path)
 
 
 def _code_records(path: Path, settings: Settings, options: InputOptions) -> tuple[int, Iterator[Outcome]]:
@@ -191,10 +237,10 @@ def _code_records(path: Path, settings: Settings, options: InputOptions) -> tupl
                     continue        # CODE-15%'s padding row: not a record
                 try:
                     signal, _ = code_signal(tracings[k])
-                except RecordError as exc:
-                    yield Outcome(record_id, None, str(exc))
-                    continue
-                yield _standardize(record_id, signal, options.fs, CODE_LEADS, options.unit, settings, options)
+                    yield _standardize(record_id, signal, options.fs, CODE_LEADS, options.unit, settings, options)
+                except Exception as exc:        # each record is its own failure domain
+                    yield Outcome(record_id, None, str(exc) if isinstance(exc, RecordError)
+                                  else failure_reason(exc))
     return len(ids), gen()
 
 
@@ -263,9 +309,10 @@ def open_input(path, preprocessing: dict, options: InputOptions = InputOptions()
     reader = FileReader(path)
     if not reader.files:
         what = "no records found" if path.is_dir() else "unknown input format"
-        raise InputError(f"{path}: {what} (expected WFDB .hea, DICOM .dcm, MUSE or CardioSoft .xml, "
-                         f".npy/.csv with a JSON sidecar, a CODE-style .hdf5 file, or standardized shards)")
-    kinds = sorted({FileReader.SUFFIXES[f.suffix.lower()] for f in reader.files})
+        raise InputError(f"{path}: {what} (expected WFDB .hea, DICOM .dcm, MUSE, CardioSoft, HL7 aECG or "
+                         f"Philips .xml, .npy/.csv with a JSON sidecar, a CODE-style .hdf5 file, or "
+                         f"standardized shards)")
+    kinds = sorted(set(reader.kinds.values()))
     name = {"wfdb": "WFDB folder", "dicom": "DICOM", "xml": "XML", "array": "arrays"}
     return (" + ".join(name[k] for k in kinds), *_reader_records(reader, settings, options))
 

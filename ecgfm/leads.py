@@ -19,13 +19,24 @@ _ALIASES = {
 }
 
 
+# monitor spellings of a limb or standard lead: "MLII" (modified lead II, the MIT-BIH and CinC
+# monitor placement), "ECG II", "Lead aVR". Only where the rest is a lead's name, so that "ECG1"
+# (a device's first channel) or "V" (a chest lead at an unknown position) stay unmapped.
+_PREFIXES = {"ML": ("I", "II", "III"), "ECG": CANONICAL_LEADS, "LEAD": CANONICAL_LEADS}
+
+
 def normalize_lead_name(name: str) -> str:
-    """Map the spellings found in the wild (``DI``, ``AVR``, ``avl``, ``v1``) to canonical names.
+    """Map the spellings found in the wild (``DI``, ``AVR``, ``avl``, ``v1``, ``MLII``,
+    ``ECG II``) to canonical names.
 
     Raises ``ValueError`` for a name that is not one of the 12 standard leads.
     """
     key = name.strip().upper().replace(" ", "").replace("_", "").replace("-", "")
     key = _ALIASES.get(key, key)
+    for prefix, leads in _PREFIXES.items():
+        rest = key[len(prefix):]
+        if key.startswith(prefix) and any(rest == lead.upper() for lead in leads):
+            key = rest
     for lead in CANONICAL_LEADS:
         if lead.upper() == key:
             return lead

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .leads import CANONICAL_LEADS, derive_limb_leads
-from .wfdb import read_record, unit_to_mv
+from .wfdb import WfdbError, read_header, read_record, unit_to_mv
 
 
 class RecordError(Exception):
@@ -127,14 +127,47 @@ def _load_wfdb(path: Path) -> RawRecord:
     return _wfdb_raw(*read_record(path))
 
 
+def channel_list(names, units) -> str:
+    """``II (mV), V (mV), PLETH (NU)``: the channels a file holds, for a rejection's reason."""
+    return ", ".join(f"{name} ({unit})" for name, unit in zip(names, units))
+
+
+def voltage_record(signal: np.ndarray, fs: float, names: list[str], units: list[str | None],
+                   meta: dict | None = None) -> RawRecord:
+    """A record in mV from channels each in its own unit: a channel in a voltage unit (V, mV, uV,
+    nV) is converted to mV by its own factor; any other (``NU``, ``mmHg``, none) is left out, so
+    that a pressure or pleth channel beside the ECG does not reject the record: the leads are
+    chosen from what remains, and ``meta["channels"]`` lists every channel found with its unit
+    (what a rejection for a missing lead shows)."""
+    factors = []
+    for unit in units:
+        try:
+            factors.append(unit_to_mv(unit) if unit else None)
+        except ValueError:
+            factors.append(None)
+    keep = [k for k, f in enumerate(factors) if f is not None]
+    if len(keep) < signal.shape[1]:
+        signal = signal[:, keep]
+    scale = np.array([factors[k] for k in keep], dtype=np.float32)
+    if np.any(scale != 1):
+        signal = signal * scale
+    found = channel_list(names, [u or "no unit" for u in units])
+    return RawRecord(signal, fs, [names[k] for k in keep], "mV", {"channels": found, **(meta or {})})
+
+
 def _wfdb_raw(signal, header) -> RawRecord:
-    units = {s.units for s in header.signals}
-    if len(units) != 1:
-        raise RecordError(f"mixed units across leads: {sorted(units)}")
-    unit = header.signals[0].units
-    step = float(np.median([unit_to_mv(unit) / s.gain for s in header.signals]))
-    return RawRecord(signal, header.fs, [s.name for s in header.signals], unit,
-                     {"orig_unit": unit, "stored_leads": header.n_signals, "mv_per_unit": step})
+    units = [s.units for s in header.signals]
+    record = voltage_record(signal, header.fs, [s.name for s in header.signals], units,
+                            {"stored_leads": header.n_signals})
+    steps = []
+    for s in header.signals:
+        try:
+            steps.append(unit_to_mv(s.units) / s.gain)
+        except ValueError:
+            continue
+    record.meta.update({"orig_unit": "/".join(sorted(set(units))),
+                        "mv_per_unit": float(np.median(steps)) if steps else None})
+    return record
 
 
 def _checked_items(rows, column_name: str):
@@ -211,11 +244,33 @@ class MIMICReader:
         return _load_wfdb(self.root / item.locator)
 
 
+def segment_headers(headers: list[Path]) -> set[Path]:
+    """The headers that multi-segment records among ``headers`` list as their segments (and
+    layout headers): parts of those records, not records."""
+    parts = set()
+    for hea in headers:
+        try:
+            with open(hea, encoding="latin-1") as fh:
+                first = next((ln for ln in fh if ln.strip() and not ln.startswith("#")), "")
+        except OSError:
+            continue
+        tokens = first.split()
+        if not tokens or "/" not in tokens[0]:
+            continue
+        try:
+            header = read_header(hea)
+        except WfdbError:
+            continue                     # its own row will say why
+        parts.update(hea.with_name(f"{name}.hea") for name, _ in header.segments or [] if name != "~")
+    return parts
+
+
 class WFDBFolderReader:
     """Any folder of WFDB records with 12 named leads (e.g. PhysioNet/CinC 2021, ``.dat`` or ``.mat``).
 
     Age, sex and diagnoses come from ``# Age:``, ``# Sex:``, ``# Dx:`` header comments when present.
-    Without a patient identifier every record is its own patient.
+    Without a patient identifier every record is its own patient. A multi-segment record is one
+    record: the segment and layout headers its master header lists are not records of their own.
     """
 
     expected_fs = None
@@ -227,6 +282,8 @@ class WFDBFolderReader:
         headers = sorted(self.root.rglob("*.hea"))
         if not headers:
             raise FileNotFoundError(f"no WFDB header (*.hea) under {self.root}")
+        parts = segment_headers(headers)
+        headers = [hea for hea in headers if hea not in parts]
         items = []
         for hea in headers:
             rel = hea.relative_to(self.root).with_suffix("")
@@ -563,9 +620,15 @@ def read_cardiosoft_xml(path, resolution_units: str = "uVperLsb") -> RawRecord:
                           f"(microvolts per count): its scale is unknown")
     names, columns = [], []
     for wave in strip.findall("WaveformData"):
-        names.append(wave.get("lead", ""))
-        columns.append(np.array([int(v) for v in wave.text.replace("\n", "").split(",") if v.strip()],
-                                dtype=np.float32))
+        lead = wave.get("lead", "")
+        try:
+            values = [int(v) for v in (wave.text or "").replace("\n", "").split(",") if v.strip()]
+        except ValueError:
+            raise RecordError(f"WaveformData of lead {lead!r} holds a value that is not an integer") from None
+        if not values:
+            raise RecordError(f"WaveformData of lead {lead!r} holds no samples")
+        names.append(lead)
+        columns.append(np.array(values, dtype=np.float32))
     if not columns:
         raise RecordError("no WaveformData element")
     n = min(len(c) for c in columns)

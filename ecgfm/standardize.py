@@ -13,6 +13,9 @@ Order of operations in ``standardize_record`` and why:
  4. duration check (before resampling, on the original samples);
  5. NaN runs: short ones are interpolated (and counted), long ones fail the record;
  6. flat leads and saturation, on the original samples (where ADC plateaus are exact);
+    steps 5 and 6 judge the samples that are used (``used_span``): the centre window of a longer
+    record, so that a monitor record with a null segment or a lead-off hour elsewhere is judged by
+    its centre 10 s; every sample when windows slide over the whole record;
  7. anti-aliased polyphase resampling to the target rate (``scipy.signal.resample_poly``);
  8. centre crop to the target length, or zero padding when the config allows (flagged); or, for
     inference on longer records, every window of the target length at a stride;
@@ -144,15 +147,17 @@ def longest_run(mask: np.ndarray) -> int:
     return best
 
 
-def interpolate_nans(x: np.ndarray) -> np.ndarray:
-    """Linear interpolation over NaN samples of each lead ([leads, n]); edges take the nearest value."""
+def interpolate_nans(x: np.ndarray, names=None) -> np.ndarray:
+    """Linear interpolation over NaN samples of each lead ([leads, n], lead ``names`` for the
+    reason); edges take the nearest value."""
     out = x.copy()
     t = np.arange(x.shape[-1])
     for row in range(x.shape[0]):
         bad = np.isnan(x[row])
         if bad.any():
             if bad.all():
-                raise RejectRecord(f"lead {row} is entirely NaN")
+                raise RejectRecord(f"lead {names[row] if names is not None else row} is entirely NaN "
+                                   f"(no valid sample in the record)")
             out[row, bad] = np.interp(t[bad], t[~bad], x[row, ~bad])
     return out
 
@@ -204,6 +209,18 @@ def window_starts(length: int, n: int, stride: int) -> list[int]:
     return starts
 
 
+def used_span(n_orig: int, fs: float, settings: Settings) -> tuple[int, int]:
+    """The original samples [start, stop) that the output is made of: the centre crop of a record
+    longer than the target duration (a few samples more, for the resampling), else all of them
+    (shorter records, and sliding windows, which cover every sample)."""
+    n_out = int(np.ceil(n_orig * settings.fs / fs))
+    if settings.window_stride_s is not None or n_out <= settings.n_samples:
+        return 0, n_orig
+    start = (n_out - settings.n_samples) // 2
+    return (int(np.floor(start * fs / settings.fs)),
+            min(n_orig, int(np.ceil((start + settings.n_samples) * fs / settings.fs))))
+
+
 def standardize_record(signal: np.ndarray, fs: float, lead_names: list[str], unit: str,
                        settings: Settings) -> tuple[np.ndarray, dict]:
     """One raw record -> ([12, n_samples] float32 in mV at ``settings.fs``, QC values); with
@@ -229,18 +246,21 @@ def standardize_record(signal: np.ndarray, fs: float, lead_names: list[str], uni
     if duration < min_seconds - 0.5 / fs:
         raise RejectRecord(f"too short: {duration:.2f} s < {min_seconds:g} s")
     failed = []
-    nan_mask = np.isnan(x)
+    start, stop = used_span(n_orig, fs, settings)
+    nan_mask = np.isnan(x[:, start:stop])
     n_nan = int(nan_mask.sum())
     if n_nan:
         run = longest_run(nan_mask)
         if run > qc.max_nan_run_s * fs:
             failed.append(f"NaN run of {run} samples ({run / fs:.2f} s) > {qc.max_nan_run_s:g} s")
-        x = interpolate_nans(x)
-    std = x.std(axis=-1)
+    if np.isnan(x).any():
+        x = interpolate_nans(x, settings.leads)
+    used = x[:, start:stop]
+    std = used.std(axis=-1)
     flat = [settings.leads[i] for i in np.flatnonzero((std < qc.flat_std_mv) & real)]
     if flat:
         failed.append(f"flat lead(s) (std < {qc.flat_std_mv:g} mV): {', '.join(flat)}")
-    sat = saturation_fraction(x[real])
+    sat = saturation_fraction(used[real])
     if sat > qc.max_saturation_fraction:
         failed.append(f"saturated: {sat:.1%} of a lead's samples at its extreme value")
     y = resample(x, fs, settings.fs)

@@ -123,3 +123,33 @@ def test_a_source_in_the_wrong_unit_stops_with_a_clear_message(tmp_path):
                            shard_size=8, threads=1, progress=False)
     assert not (tmp_path / "std/manifest.parquet").exists()
     assert not list((tmp_path / "std").glob("shard-*"))
+
+
+PREPROCESSING = {"fs": 250, "seconds": 10, "leads": ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4",
+                                                     "V5", "V6"]}
+
+
+def test_a_folder_of_good_and_broken_files_of_every_format_gives_one_row_each(tmp_path):
+    """Every file is its own failure domain: whatever its reader raises (a DICOM without its rate,
+    a CardioSoft export with an empty lead, a cut XLI payload, a truncated WFDB signal file) is
+    that file's row with a reason; the good files of each format are read; a multi-segment record
+    is one row (its segment and layout headers are parts of it)."""
+    from ecg_files import write_mixed_folder
+    from ecgfm.demo import make_patients, synth_ecg
+    from ecgfm.inference import open_input
+    rng = np.random.default_rng(5)
+    ecg = synth_ecg(make_patients(1, rng)[0], 500, 10.0, rng)
+    expected = write_mixed_folder(tmp_path / "in", ecg)
+    with pytest.warns(UserWarning):                      # pydicom's, on the broken DICOM file
+        fmt, total, outcomes = open_input(tmp_path / "in", PREPROCESSING)
+        rows = {o.record_id: o for o in outcomes}
+    assert fmt == "arrays + DICOM + WFDB folder + XML" and total == len(expected)
+    assert sorted(rows) == sorted(expected)
+    for record_id, (status, pattern) in expected.items():
+        outcome = rows[record_id]
+        assert ("ok" if outcome.ecg is not None else "rejected") == status, (record_id, outcome.reason)
+        assert re.search(pattern, outcome.reason), (record_id, outcome.reason)
+        assert str(tmp_path) not in outcome.reason                  # the record id says where
+    good = [rows[r].ecg for r, (status, _) in expected.items() if status == "ok" and r != "wfdb/monitor"]
+    for ecg_std in good[1:]:                         # every format gives the same ECG back
+        np.testing.assert_allclose(ecg_std, good[0], atol=0.006)

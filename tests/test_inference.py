@@ -126,7 +126,8 @@ def test_malformed_inputs_give_clear_errors(demo_model, tmp_path):
     run = _cli("embed", "--model", demo_model, "--input", tmp_path / "three", "--out", tmp_path / "t.parquet")
     assert run.returncode == 0, run.stderr
     row = pd.read_parquet(tmp_path / "t.parquet").iloc[0]
-    assert row["status"] == "rejected" and row["reason"] == "missing lead(s): V2, V3, V4, V5, V6"
+    assert row["status"] == "rejected" and row["reason"] == ("missing lead(s): V2, V3, V4, V5, V6 "
+                                                                 "(channels in the file: I (mV), II (mV), V1 (mV))")
     assert not (tmp_path / "o.parquet").exists()
     # a header whose signal file lies outside its folder: listed as rejected, the file never read
     (tmp_path / "crafted").mkdir()
@@ -193,3 +194,19 @@ def test_api_embeds_records_of_a_project_reader(demo_model, tmp_path):
     assert len(missing) == 1 and missing["embedding"].isna().all()
     ok = table[table["status"] == "ok"]
     assert len(ok) == len(table) - 1 and all(e.shape == (32,) for e in ok["embedding"])
+
+
+def test_embed_goes_through_a_folder_of_good_and_broken_files_of_every_format(demo_model, tmp_path):
+    """`ecgfm embed` on a folder where files of every format are broken in the ways real exports
+    are: exit 0, one row per record, each broken one with its reason (tests/ecg_files.py)."""
+    from ecg_files import write_mixed_folder
+    from ecgfm.demo import make_patients, synth_ecg
+    rng = np.random.default_rng(6)
+    expected = write_mixed_folder(tmp_path / "in", synth_ecg(make_patients(1, rng)[0], 500, 10.0, rng))
+    run = _cli("embed", "--model", demo_model, "--input", tmp_path / "in", "--out", tmp_path / "e.parquet")
+    assert run.returncode == 0, run.stderr
+    frame = pd.read_parquet(tmp_path / "e.parquet").set_index("record_id")
+    assert sorted(frame.index) == sorted(expected)
+    assert dict(frame["status"]) == {record_id: status for record_id, (status, _) in expected.items()}
+    ok = sum(status == "ok" for status, _ in expected.values())
+    assert f"{ok} records embedded, {len(expected) - ok} rejected" in run.stderr

@@ -66,7 +66,8 @@ def test_fewer_leads_are_derived_or_declared_zeros_never_silently(demo_model, tm
     assert frame.loc["eight", "leads_derived"] == "III,aVR,aVL,aVF" and frame.loc["eight", "status"] == "ok"
     np.testing.assert_allclose(frame.loc["eight", "embedding"], frame.loc["twelve", "embedding"], atol=1e-4)
     assert frame.loc["single", "status"] == "rejected"
-    assert frame.loc["single", "reason"] == "missing lead(s): I, III, aVR, aVL, aVF, V1, V2, V3, V4, V5, V6"
+    assert frame.loc["single", "reason"] == ("missing lead(s): I, III, aVR, aVL, aVF, V1, V2, V3, V4, V5, V6 "
+                                             "(channels in the file: II)")
 
     # available: each record as it comes, what it lacks as declared zeros
     run = _cli("embed", "--model", demo_model, "--input", folder, "--out", tmp_path / "av.parquet", "--leads", "available")
@@ -83,7 +84,7 @@ def test_fewer_leads_are_derived_or_declared_zeros_never_silently(demo_model, tm
     assert (twelve["leads_present"], twelve["leads_derived"], twelve["leads_zeroed"]) == (
         "I,II", "III,aVR,aVL,aVF", "V1,V2,V3,V4,V5,V6")
     np.testing.assert_allclose(twelve["embedding"], _embedding(demo_model, ecg, 500, keep=["I", "II"]), atol=1e-4)
-    assert frame.loc["single", "reason"] == "declared lead(s) not in the record: I"
+    assert frame.loc["single", "reason"] == "declared lead(s) not in the record: I (channels in the file: II)"
     run = _cli("embed", "--model", demo_model, "--input", folder, "--out", tmp_path / "x.parquet", "--leads", "I,X9")
     assert run.returncode == 2 and "unknown lead name 'X9'" in run.stderr
 
@@ -155,8 +156,8 @@ def test_dicom_waveforms_read_as_the_standard_defines_them(demo_model, tmp_path)
     path = write_dicom_ecg(tmp_path / "dcm" / "ecg1.dcm", ecg, 500, LEADS, sensitivity_uv=2.5, baseline_uv=-40.0,
                            correction=0.8, mdc_codes=("aVR", "V3"))
     raw = read_dicom(path)
-    assert raw.lead_names == LEADS and raw.unit == "uV" and raw.fs == 500
-    np.testing.assert_allclose(raw.signal / 1000.0, ecg, atol=0.0011)       # one step of 2.5 x 0.8 uV, halved
+    assert raw.lead_names == LEADS and raw.unit == "mV" and raw.fs == 500     # each channel to mV by its unit
+    np.testing.assert_allclose(raw.signal, ecg, atol=0.0011)                 # one step of 2.5 x 0.8 uV, halved
     # the real 12-lead ECG DICOM file pydicom ships: 12 leads in SCP-ECG codes, 1 kHz, microvolts
     real = read_dicom(examples.get_path("waveform"))
     assert raw.lead_names == real.lead_names and real.fs == 1000 and real.signal.shape == (10000, 12)

@@ -274,3 +274,192 @@ def test_real_cinc2021_folder(tmp_path):
     assert dict(zip(quarantine.record_id, quarantine.reason.str[:9])) == {
         "JS20004": "flat lead", "JS20008": "flat lead"}
     assert manifest["dx"].notna().all() and manifest["age"].notna().all()
+
+
+# --- format facts, each as the format's owner defines it ------------------------------------------
+from pathlib import Path  # noqa: E402
+
+from ecg_files import (LEADS12, write_aecg, write_dicom_ecg, write_multisegment, write_muse_xml,  # noqa: E402
+                       write_philips_xml, write_wfdb_212)
+
+DATA = Path(__file__).parent / "data"
+PREPROCESSING = {"fs": 250, "seconds": 10, "leads": LEADS12}
+
+
+def _synthetic(seconds=10.0, fs=500, seed=0):
+    from ecgfm.demo import make_patients, synth_ecg
+    rng = np.random.default_rng(seed)
+    return synth_ecg(make_patients(1, rng)[0], fs, seconds, rng)
+
+
+def _rows(path, options=None):
+    from ecgfm.inference import InputOptions, open_input
+    _, _, outcomes = open_input(path, PREPROCESSING, options or InputOptions())
+    return {o.record_id: o for o in outcomes}
+
+
+def test_wfdb_skew_and_format_212_with_an_odd_count(tmp_path):
+    """header(5): a signal of skew s has its sample t in frame t + s; signal(5): 212 with an odd
+    number of samples ends in 2 bytes. Both as wfdb.rdsamp reads them."""
+    wfdb = pytest.importorskip("wfdb")
+    digital = np.round(_synthetic()[:1001, :3] * 200).astype(int)          # 3 x 1001: odd
+    write_wfdb_212(tmp_path, "skewed", digital, 500, ["I", "II", "V1"], skews=[0, 3, 0])
+    ours, header = read_record(tmp_path / "skewed")
+    assert [s.skew for s in header.signals] == [0, 3, 0]
+    np.testing.assert_allclose(ours[:-3], digital[:-3] / 200.0, atol=1e-6)    # lead II where it belongs
+    assert np.isnan(ours[-3:, 1]).all() and np.isnan(ours).sum() == 3        # past the file: invalid
+    np.testing.assert_allclose(ours, wfdb.rdrecord(str(tmp_path / "skewed")).p_signal, atol=1e-6)
+
+
+def test_wfdb_python_sample_files_310_311_and_odd_212():
+    """Real files of wfdb-python's sample data (tests/data/README.md), against wfdb.rdsamp."""
+    wfdb = pytest.importorskip("wfdb")
+    for name, shape in [("100_3chan", (999, 3)), ("310derive_3", (1018, 1)), ("311derive_3", (1019, 1))]:
+        ours, header = read_record(DATA / "wfdb-python" / name)
+        theirs = wfdb.rdrecord(str(DATA / "wfdb-python" / name)).p_signal
+        assert ours.shape == shape
+        np.testing.assert_allclose(ours, theirs, atol=1e-6)
+
+
+def test_wfdb_formats_24_and_32_subtract_the_baseline_in_integers(tmp_path):
+    digital = np.array([[2**30 + 7, -(2**30) + 3], [2**30 - 5, -(2**30) - 9]], dtype="<i4")
+    (tmp_path / "r.dat").write_bytes(digital.tobytes())
+    (tmp_path / "r.hea").write_text(f"r 2 500 2\nr.dat 32 1000({2**30})/mV 32 0 0 0 0 I\n"
+                                    f"r.dat 32 1000(-{2**30})/mV 32 0 0 0 0 II\n")
+    ours, _ = read_record(tmp_path / "r")
+    np.testing.assert_array_equal(ours, np.array([[0.007, 0.003], [-0.005, -0.009]], dtype=np.float32))
+
+
+def test_wfdb_byte_offset_is_the_signal_files(tmp_path):
+    """signal(5): the byte offset skips bytes at the start of a signal file, for all its signals
+    (a CinC ``.mat`` file's MATLAB header); a signal line that repeats the file without it reads
+    the same file (the first signal's offset counts, as wfdb.rdsamp takes it)."""
+    wfdb = pytest.importorskip("wfdb")
+    digital = np.round(_synthetic()[:, :2] * 1000).astype("<i2")
+    (tmp_path / "m.mat").write_bytes(bytes(range(24)) + digital.tobytes())
+    (tmp_path / "m.hea").write_text("m 2 500 5000\nm.mat 16+24 1000/mV 16 0 0 0 0 I\nm.mat 16 1000/mV 16 0 0 0 0 II\n")
+    ours, _ = read_record(tmp_path / "m")
+    np.testing.assert_allclose(ours, digital / 1000.0, atol=1e-6)
+    np.testing.assert_allclose(ours, wfdb.rdrecord(str(tmp_path / "m")).p_signal, atol=1e-6)
+
+
+def test_wfdb_reasons_say_what_is_unsupported_and_name_no_absolute_path(tmp_path):
+    from ecgfm.wfdb import write_record
+    digital = np.zeros((5000, 2), dtype="<i2")
+    for name, old, new in [("fmt8", " 16 1000", " 8 1000"), ("frames", " 16 1000", " 16x4 1000"),
+                           ("badline", " 16 1000", " sixteen 1000")]:
+        write_record(tmp_path, name, digital, 500, ["I", "II"])
+        hea = tmp_path / f"{name}.hea"
+        hea.write_text(hea.read_text().replace(old, new))
+    rows = _rows(tmp_path)
+    assert rows["fmt8"].reason == "unreadable: fmt8.hea: WFDB format 8 is not supported"
+    assert rows["frames"].reason == "unreadable: frames.hea: 4 samples per frame is not supported"
+    assert rows["badline"].reason == "unreadable: badline.hea: unreadable format field 'sixteen'"
+
+
+def test_multisegment_record_is_one_row_judged_by_the_samples_it_uses(tmp_path):
+    """header(5): a master header ``name/n`` lists segments; a layout header (length 0) names the
+    signals; ``~`` is a null segment. A 45 s monitor record that starts with 15 s of nothing is one
+    record, fine where its centre 10 s are, and equal to its signal there."""
+    ecg = _synthetic(seconds=30.0)
+    counts = np.round(ecg * 1000).astype("<i2")
+    write_multisegment(tmp_path, "monitor", [500 * 15, counts[:7000], counts[7000:]], 500, LEADS12)
+    rows = _rows(tmp_path)
+    assert list(rows) == ["monitor"] and rows["monitor"].ecg is not None, rows["monitor"].reason
+    assert [item.record_id for item in make_reader("wfdb", tmp_path, "x").items()[0]] == ["monitor"]  # training too
+    signal, header = read_record(tmp_path / "monitor")
+    assert signal.shape == (45 * 500, 12) and np.isnan(signal[: 15 * 500]).all()
+    np.testing.assert_allclose(signal[15 * 500 :], counts / 1000.0, atol=1e-6)
+    from ecgfm.standardize import standardize_record
+    expected, _ = standardize_record(ecg[1250:6250], 500, LEADS12, "mV", Settings())    # 17.5-27.5 s
+    np.testing.assert_allclose(rows["monitor"].ecg[:, 50:-50], expected[:, 50:-50], atol=1e-3)   # edges: filter
+
+
+def test_a_pleth_channel_does_not_reject_the_ecg_and_monitor_names_are_leads(tmp_path):
+    """CinC 2015's layout (a103l, v102s): II and V in mV, PLETH and RESP in NU. Lead selection
+    comes before the unit check; MLII is lead II; a rejection lists the channels found."""
+    from ecgfm.inference import InputOptions
+    from ecgfm.readers import make_reader
+    from ecgfm.wfdb import write_record
+    ecg = _synthetic()
+    digital = np.column_stack([np.round(ecg[:, [1, 7]] * 1000), np.full((5000, 2), 300)]).astype("<i2")
+    write_record(tmp_path, "alarm", digital, 500, ["MLII", "V", "PLETH", "RESP"])
+    hea = tmp_path / "alarm.hea"
+    lines = hea.read_text().splitlines()
+    lines[3], lines[4] = lines[3].replace("/mV", "/NU"), lines[4].replace("/mV", "/NU")
+    hea.write_text("\n".join(lines) + "\n")
+    rows = _rows(tmp_path, InputOptions(leads=("II",)))
+    assert rows["alarm"].ecg is not None, rows["alarm"].reason
+    assert rows["alarm"].leads["leads_present"] == "II"
+    rows = _rows(tmp_path)
+    assert rows["alarm"].reason == ("missing lead(s): I, III, aVR, aVL, aVF, V1, V2, V3, V4, V5, V6 (channels in the file: "
+                                    "MLII (mV), V (mV), PLETH (NU), RESP (NU))")
+    raw = make_reader("wfdb", tmp_path, "x").load(make_reader("wfdb", tmp_path, "x").items()[0][0])
+    assert raw.lead_names == ["MLII", "V"] and raw.unit == "mV"
+    np.testing.assert_allclose(raw.signal[:, 0], digital[:, 0] / 1000.0, atol=1e-6)
+
+
+def test_dicom_channels_are_scaled_each_by_their_own_sensitivity_and_unit(tmp_path):
+    """PS3.3 C.10.9.1.4: value x Channel Sensitivity x Correction Factor + Baseline, in each
+    channel's own units; a channel without Channel Sensitivity has no defined scale (not x 1)."""
+    from ecgfm.formats import read_dicom
+    ecg = _synthetic()
+    write_dicom_ecg(tmp_path / "uv.dcm", ecg, 500, LEADS12, correction=1.25, baseline_uv=10.0)
+    write_dicom_ecg(tmp_path / "mixed.dcm", ecg, 500, LEADS12, correction=1.25, baseline_uv=10.0,
+                    millivolt_leads=("V1", "V2"))
+    uv, mixed = read_dicom(tmp_path / "uv.dcm"), read_dicom(tmp_path / "mixed.dcm")
+    assert uv.unit == mixed.unit == "mV" and uv.lead_names == mixed.lead_names == LEADS12
+    np.testing.assert_allclose(uv.signal, ecg, atol=0.002)
+    np.testing.assert_allclose(mixed.signal, uv.signal, atol=1e-6)
+    write_dicom_ecg(tmp_path / "unscaled.dcm", ecg, 500, LEADS12, unscaled_leads=("V3",), unitless_leads=("V4",))
+    unscaled = read_dicom(tmp_path / "unscaled.dcm")
+    assert unscaled.lead_names == [lead for lead in LEADS12 if lead not in ("V3", "V4")]
+    assert "V3 (no ChannelSensitivity: arbitrary units), V4 (no ChannelSensitivityUnitsSequence)" in unscaled.meta["channels"]
+
+
+def test_hl7_aecg_reads_the_rhythm_sequence_set(tmp_path):
+    """HL7 aECG: the RHYTHM series' own sequenceSet (not the median beats of its derivation),
+    rate from the GLIST increment, value = origin + scale x digit."""
+    from ecgfm.formats import read_aecg, xml_kind
+    ecg = _synthetic()
+    path = write_aecg(tmp_path / "a.xml", ecg, 500, LEADS12, scale_uv=2.5, origin_uv=-40.0)
+    raw = read_aecg(path)
+    assert xml_kind(path) == "aecg" and raw.fs == 500 and raw.signal.shape == (5000, 12)
+    assert raw.lead_names == ["I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+    np.testing.assert_allclose(raw.signal, ecg, atol=0.0013)
+
+
+def test_philips_xli_round_trip_and_a_real_sierra_export(tmp_path):
+    """Philips restingecgdata with XLI (sierra-ecg-tools' description): LZW over delta codes, the
+    derived limb leads stored as residuals, UTF-16 as the devices write it; the calibration mark
+    at the end is cut. And the 1.03 export that sierra-ecg-tools ships (tests/data/README.md)."""
+    from ecgfm.formats import read_philips_xml, xml_kind
+    from ecgfm.leads import lead_index, limb_lead_residuals
+    ecg = _synthetic()
+    for version in ("1.04", "1.03"):
+        path = write_philips_xml(tmp_path / f"{version}.xml", ecg, 500, version=version)
+        raw = read_philips_xml(path)
+        assert xml_kind(path) == "philips" and raw.fs == 500 and raw.lead_names == LEADS12
+        assert raw.meta["calibration_samples_cut"] == 500
+        counts = np.round(ecg * 200)
+        np.testing.assert_allclose(raw.signal, counts / 200.0, atol=1e-6)
+    real = read_philips_xml(DATA / "sierra-ecg-tools" / "129DYPRG.XML")
+    assert real.fs == 500 and real.signal.shape == (5264, 12) and real.meta["calibration_samples_cut"] == 236
+    index = lead_index(real.lead_names)
+    x = np.stack([real.signal[:, index[lead]] for lead in CANONICAL_LEADS])
+    assert max(limb_lead_residuals(x).values()) < 0.05          # the rebuilt limb leads obey Einthoven
+    assert 0.5 < np.median(np.percentile(x, 99.5, axis=1) - np.percentile(x, 0.5, axis=1)) < 3.0   # mV
+
+
+def test_utf16_xml_and_a_dicom_file_without_suffix_are_found(tmp_path):
+    ecg = _synthetic()
+    leads = ["I", "II", "V1", "V2", "V3", "V4", "V5", "V6"]
+    path = write_muse_xml(tmp_path / "m.xml", ecg[:, [LEADS12.index(n) for n in leads]], 500, leads)
+    text = path.read_text(encoding="latin-1").replace("ISO-8859-1", "UTF-16")
+    path.write_text(text, encoding="utf-16")
+    write_dicom_ecg(tmp_path / "1.2.840.1234", ecg, 500, LEADS12)
+    rows = _rows(tmp_path)
+    assert sorted(rows) == ["1.2.840.1234", "m"]
+    assert all(o.ecg is not None for o in rows.values()), {k: o.reason for k, o in rows.items()}
+    from ecgfm.inference import open_input
+    assert open_input(tmp_path / "1.2.840.1234", PREPROCESSING)[0] == "DICOM"

@@ -51,8 +51,13 @@ def test_longest_run_and_saturation_by_hand():
 
 def test_lead_names_and_limb_laws():
     assert [normalize_lead_name(n) for n in ["DI", "avr", "AVL", "v6", "III"]] == ["I", "aVR", "aVL", "V6", "III"]
-    with pytest.raises(ValueError):
-        normalize_lead_name("MLII")
+    # monitor names of a limb lead are that lead; a chest lead at an unknown place, or a device's
+    # first channel, is none
+    assert [normalize_lead_name(n) for n in ["MLII", "ML II", "ECG II", "Lead aVR", "MLIII"]] == [
+        "II", "II", "II", "aVR", "III"]
+    for name in ("V", "MCL1", "ECG1", "ECG"):
+        with pytest.raises(ValueError):
+            normalize_lead_name(name)
     rng = np.random.default_rng(0)
     i, ii = rng.normal(size=500), rng.normal(size=500)
     d = derive_limb_leads(i, ii)
