@@ -88,7 +88,7 @@ def task_set_labels(scp_codes: pd.Series, statements: pd.DataFrame, task_set: st
     return frame[frame.sum(axis=1) > 0]
 
 
-def split_of_fold(fold: int) -> str | None:
+def labels_file_split(fold: int) -> str | None:
     """The labels-file split of one ``strat_fold`` (None outside 1-10)."""
     return next((split for split, folds in LABELS_FILE_SPLITS.items() if int(fold) in folds), None)
 
@@ -106,7 +106,7 @@ def labels_file(ptbxl_dir, task_set: str, rate: int = 500, min_count: int = 0) -
     rows = db.loc[labels.index]
     names = rows[RECORD_COLUMN[int(rate)]].astype(str)
     present = np.array([(root / f"{name}.hea").is_file() for name in names], dtype=bool)
-    split = rows["strat_fold"].map(split_of_fold)
+    split = rows["strat_fold"].map(labels_file_split)
     left_out += [(int(e), f"no waveform: {name}.hea is missing") for e, name in names[~present].items()]
     left_out += [(int(e), f"strat_fold {f} is not one of 1-10") for e, f in rows["strat_fold"][present & split.isna()].items()]
     keep = present & split.notna().to_numpy()
@@ -120,3 +120,34 @@ def labels_file(ptbxl_dir, task_set: str, rate: int = 500, min_count: int = 0) -
 def class_counts(labels: pd.DataFrame) -> dict[str, int]:
     """Records per class of a ``task_set_labels`` frame."""
     return {c: int(v) for c, v in labels.sum(axis=0).items()}
+
+
+def benchmark_table(manifest: pd.DataFrame, statements: pd.DataFrame, folds: dict, task_sets, min_count: int = 0
+                    ) -> pd.DataFrame:
+    """The workflow's labels of the benchmark: one row per standardized record that has a label in
+    any of ``task_sets`` and a fold of ``folds`` (``evaluation.folds``), in the manifest's order.
+    Columns: ``row`` (its position in the manifest, for ``ShardReader.read``), ``record_id``,
+    ``patient_id``, ``strat_fold``, ``split`` (train / validation / test), then per task set a
+    boolean ``<set>`` (the record is in the set) and one 0/1 column ``<set>/<class>`` per class."""
+    import pandas as pd
+
+    from .labels import check_patient_disjoint, split_of_fold
+    codes = manifest["scp_codes"].reset_index(drop=True)
+    split = manifest["strat_fold"].astype(int).map(split_of_fold(folds)).reset_index(drop=True)
+    table = pd.DataFrame({"row": range(len(manifest)), "record_id": manifest["record_id"].astype(str).to_numpy(),
+                          "patient_id": manifest["patient_id"].astype(str).to_numpy(),
+                          "strat_fold": manifest["strat_fold"].astype(int).to_numpy(), "split": split.to_numpy()})
+    for name in task_sets:
+        labels = task_set_labels(codes, statements, name, min_count)
+        table[name] = table.index.isin(labels.index)
+        for cls in labels.columns:
+            table[f"{name}/{cls}"] = labels[cls].reindex(table.index, fill_value=0).astype("int8")
+    keep = table[list(task_sets)].any(axis=1) & table["split"].notna()
+    table = table[keep].reset_index(drop=True)
+    check_patient_disjoint(table)
+    return table
+
+
+def task_set_columns(table: pd.DataFrame, task_set: str) -> list[str]:
+    """The class columns of ``task_set`` in a ``benchmark_table``."""
+    return [c for c in table.columns if c.startswith(f"{task_set}/")]
