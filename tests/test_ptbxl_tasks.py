@@ -121,3 +121,81 @@ def test_ptbxl_labels_on_real_records100(ptbxl_real, tmp_path):
 def test_ptbxl_labels_refuses_a_folder_without_the_database(tmp_path, capsys):
     assert main(["ptbxl-labels", str(tmp_path), "--task-set", "form", "--out", str(tmp_path / "x.csv")]) == 2
     assert "ptbxl_database.csv" in capsys.readouterr().err
+
+
+# --- the workflow's benchmark: labels, probes, macro AUROC, the table beside the peers ------------------
+def test_macro_auroc_by_hand():
+    import numpy as np
+
+    from ecgfm.metrics import macro_auroc_ci
+    y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]], bool)
+    s = np.array([[0.9, 0.2], [0.1, 0.3], [0.8, 0.1], [0.2, 0.4]])
+    # class 0: both positives above both negatives -> 1; class 1: positives 0.3, 0.1 vs negatives 0.2, 0.4 -> 1/4
+    value, low, high = macro_auroc_ci(y, s, 0, seed=0)
+    assert value == pytest.approx((1.0 + 0.25) / 2) and np.isnan(low) and np.isnan(high)
+    value, low, high = macro_auroc_ci(y, s, 200, seed=0)
+    assert low <= value <= high and 0 <= low and high <= 1
+    with pytest.raises(ValueError, match="a positive and a negative"):
+        macro_auroc_ci(y[:, :1] | True, s[:, :1], 0, seed=0)
+
+
+def test_benchmark_labels_probe_and_table(tmp_path):
+    import numpy as np
+
+    from ecgfm.evaluate import ptbxl_benchmark_probe
+    from ecgfm.probe import write_embeddings
+    from ecgfm.ptbxl_tasks import benchmark_table, task_set_columns
+    from ecgfm.report import load_peers, write_benchmark_table
+    rng = np.random.default_rng(0)
+    n = 400
+    codes = [str({**({"IMI": 100.0} if k % 3 == 0 else {"NORM": 100.0}), **({"SR": 0.0} if k % 7 else {"AFIB": 0.0}),
+                  **({"NDT": 50.0} if k % 4 == 0 else {})}) for k in range(n)]
+    manifest = pd.DataFrame({"record_id": [str(k) for k in range(n)], "patient_id": [f"p{k}" for k in range(n)],
+                             "strat_fold": [1 + k % 10 for k in range(n)], "scp_codes": codes})
+    folds = {"train": list(range(1, 9)), "validation": [9], "test": [10]}
+    table = benchmark_table(manifest, STATEMENTS, folds, ["superdiagnostic", "form", "rhythm"])
+    assert len(table) == n and table["rhythm"].all() and table["form"].sum() == n // 4
+    assert task_set_columns(table, "superdiagnostic") == ["superdiagnostic/MI", "superdiagnostic/NORM",
+                                                          "superdiagnostic/STTC"]
+    assert table["split"].tolist()[:10] == ["train"] * 8 + ["validation", "test"]
+    table.to_parquet(tmp_path / "labels.parquet", index=False)
+    labels = table[[c for c in table.columns if "/" in c]].to_numpy(float)
+    signal = labels @ rng.normal(size=(labels.shape[1], 8))
+    settings = {"c_grid": [0.1, 1.0], "max_iter": 200, "bootstrap_resamples": 50}
+    rows = []
+    for model, noise in (("HL_p125_d2_e64", 0.1), ("random_p125_d2_e64", 10.0)):
+        write_embeddings(tmp_path / f"{model}.h5", signal + noise * rng.normal(size=signal.shape), table["record_id"],
+                         model)
+        rows.append(ptbxl_benchmark_probe(model, tmp_path / f"{model}.h5", tmp_path / "labels.parquet",
+                                          ["superdiagnostic", "form", "rhythm"], settings, tmp_path / f"{model}.parquet",
+                                          seed=1))
+    rows = pd.concat(rows)
+    test = rows[rows["split"] == "test"].set_index(["model", "task"])
+    # form has one class (NDT), carried by every record of the set: nothing to score, said so
+    assert test.loc[("HL_p125_d2_e64", "form"), ["classes", "classes_scored"]].tolist() == [1, 0]
+    assert np.isnan(test.loc[("HL_p125_d2_e64", "form"), "value"])
+    # the informative encoder beats noise on the others
+    assert test.loc[("HL_p125_d2_e64", "rhythm"), "classes_scored"] == 2
+    scored = ["superdiagnostic", "rhythm"]
+    assert (test.loc["HL_p125_d2_e64", "value"][scored] > 0.95).all()
+    assert (test.loc["random_p125_d2_e64", "value"][scored] < test.loc["HL_p125_d2_e64", "value"][scored]).all()
+    best = {"HL": {"model": "HL_p125_d2_e64", "patch": 125, "depth": 2, "width": 64}}
+    write_benchmark_table(rows, best, load_peers(), ["superdiagnostic", "form", "rhythm"], tmp_path / "bench")
+    long = pd.read_csv(tmp_path / "bench.csv")
+    assert set(long.loc[long["source"] == "ours", "key"]) == {"HL", "random@HL"}
+    md = (tmp_path / "bench.md").read_text()
+    assert "| HL | linear probe |" in md and "ECGFounder" in md and "xresnet1d101" in md
+
+
+def test_peers_figures_are_those_the_sources_publish():
+    """The superdiagnostic figures quoted in the issue, as read in the sources (peers.csv)."""
+    from ecgfm.report import load_peers
+    peers = load_peers()
+    superd = peers[peers["task_set"] == "superdiagnostic"].set_index(["model", "mode"])["value"].round(3)
+    assert {m: (superd[m, "linear_probe"], superd[m, "finetune"]) for m in
+            ("ECGFounder", "ECG-JEPA", "ST-MEM", "MERL", "HuBERT-ECG", "ECG-FM")} == {
+        "ECGFounder": (0.924, 0.935), "ECG-JEPA": (0.911, 0.921), "ST-MEM": (0.896, 0.901), "MERL": (0.887, 0.930),
+        "HuBERT-ECG": (0.877, 0.908), "ECG-FM": (0.873, 0.916)}
+    assert superd["xresnet1d101", "supervised"] == 0.928 and superd["resnet1d_wang", "supervised"] == 0.930
+    assert peers["source"].str.len().gt(0).all() and peers["protocol"].str.len().gt(0).all()
+    assert set(peers["task_set"]) == set(TASK_SETS)
