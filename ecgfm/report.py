@@ -452,10 +452,11 @@ def benchmark_table(rows: pd.DataFrame, best: dict, peers: pd.DataFrame, task_se
     """Long: one row per (model, mode, task set): ours (each method's chosen encoder, key = its
     method, and the random init at its architecture, ``random@<method>``), then the peers'."""
     test = rows[(rows["split"] == "test") & (rows["protocol"] == "ptbxl_benchmark")]
-    keys = {}
+    keys, shared = {}, {}
     for method, choice in best.items():
         keys.setdefault(choice["model"], method)
-        keys.setdefault(_arch_name("random", choice), f"random@{method}")
+        shared.setdefault(_arch_name("random", choice), []).append(method)
+    keys.update({model: "random@" + "/".join(methods) for model, methods in shared.items()})  # one per architecture
     ours = test[test["model"].isin(keys)]
     ours = pd.DataFrame({"key": ours["model"].map(keys), "model": ours["model"], "mode": "linear probe",
                          "task_set": ours["task"], "value": ours["value"], "ci_low": ours["ci_low"],
@@ -494,7 +495,8 @@ def write_benchmark_table(rows: pd.DataFrame, best: dict, peers: pd.DataFrame, t
             scored = part.assign(n=part["classes_scored"].astype("Int64").astype(str) + "/"
                                  + part["classes"].astype("Int64").astype(str))
             wide["classes scored"] = wide["key"].map(
-                scored.groupby("key").apply(lambda g: ", ".join(f"{t} {n}" for t, n in zip(g["task_set"], g["n"]))))
+                scored.groupby("key").apply(lambda g: ", ".join(
+                    f"{t} {n}" for t, n in sorted(zip(g["task_set"], g["n"]), key=lambda p: list(task_sets).index(p[0])))))
         sections[label] = wide.rename(columns={"key": "model"})
     return write_outputs(stem, long, markdown_page(BENCHMARK_CAPTION, sections),
                          html_page("PTB-XL benchmark task sets", BENCHMARK_CAPTION, sections))
