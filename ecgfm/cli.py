@@ -5,6 +5,7 @@
     ecgfm demo ptbxl /tmp/demo-ptbxl --patients 100
     ecgfm embed --model results/pretrain/HL_p60_d2_e512 --input my_wfdb_folder --out embeddings.parquet
     ecgfm predict --model results/eval/finetune/HL_p60_d2_e512 --input exams.hdf5 --out predictions.csv
+    ecgfm ptbxl-labels /data/ptb-xl --task-set superdiagnostic --out labels.csv
     ecgfm profiles install     # then `snakemake --profile slurm` (or demo, local, ptbxl-cpu, ptbxl-gpu) as written
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 from .config import load_config, raw_dir, standardize_block
+from .ptbxl_tasks import TASK_SETS
 
 
 def _config(args):
@@ -74,6 +76,28 @@ def cmd_profiles(args) -> int:
     for name, what in done:
         print(f"{name}: {what}")
     print("run from the repository root, e.g. snakemake --profile demo  /  snakemake --profile slurm")
+    return 0
+
+
+def cmd_ptbxl_labels(args) -> int:
+    from .ptbxl_tasks import labels_file
+    try:
+        frame, left_out = labels_file(args.ptbxl_dir, args.task_set, rate=args.rate, min_count=args.min_count)
+    except FileNotFoundError as exc:
+        print(f"ecgfm ptbxl-labels: {exc} (is {args.ptbxl_dir} a PTB-XL folder?)", file=sys.stderr)
+        return 2
+    frame.to_csv(args.out, index=False)
+    classes = frame.columns[3:]
+    print(f"{args.task_set}: {len(classes)} classes, {len(frame)} records "
+          f"({', '.join(f'{s} {n}' for s, n in frame['split'].value_counts().items())}) -> {args.out}",
+          file=sys.stderr)
+    reasons = {}
+    for _, reason in left_out:
+        key = reason.split(":")[0]
+        reasons[key] = reasons.get(key, 0) + 1
+    for reason, count in reasons.items():
+        example = next(e for e, r in left_out if r.startswith(reason))
+        print(f"  left out x{count}: {reason} (e.g. ecg_id {example})", file=sys.stderr)
     return 0
 
 
@@ -195,6 +219,17 @@ def main(argv=None) -> int:
                    "output .parquet: record_id, status, reason, embedding")
     _model_command(sub, "predict", "MI / STTC / CD / HYP probabilities with a fine-tuned model", cmd_predict,
                    "output .csv: record_id, status, reason, one probability per task")
+    p = sub.add_parser("ptbxl-labels", help="one of PTB-XL's benchmark task sets as a labels file "
+                                            "(record_id as ecgfm embed names the records)")
+    p.add_argument("ptbxl_dir", help="a PTB-XL folder: ptbxl_database.csv, scp_statements.csv, records500/100")
+    p.add_argument("--task-set", required=True, choices=TASK_SETS,
+                   help="the benchmark's task set (Strodthoff et al. 2021)")
+    p.add_argument("--out", required=True, help="output .csv: record_id, patient_id, split, one 0/1 column per class")
+    p.add_argument("--rate", type=int, choices=[500, 100], default=500,
+                   help="name the records500 (default) or records100 files, as `ecgfm embed --input` would")
+    p.add_argument("--min-count", type=int, default=0,
+                   help="keep a class only where more records than this carry it (the benchmark's min_samples, 0)")
+    p.set_defaults(func=cmd_ptbxl_labels)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     return args.func(args)

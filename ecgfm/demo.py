@@ -218,27 +218,55 @@ def _to_adc(signal_mv: np.ndarray, gain: float) -> np.ndarray:
 
 # --- writers, one per real format -----------------------------------------------------------
 
-_SCP = {  # code -> (description, diagnostic_class, diagnostic_subclass); rhythm SR separately
-    "NORM": ("normal ECG", "NORM", "NORM"),
-    "IMI": ("inferior myocardial infarction", "MI", "IMI"),
-    "AMI": ("anterior myocardial infarction", "MI", "AMI"),
-    "LMI": ("lateral myocardial infarction", "MI", "LMI"),
-    "NDT": ("non-diagnostic T abnormalities", "STTC", "STTC"),
-    "ISC_": ("non-specific ischemic", "STTC", "ISC_"),
-    "CRBBB": ("complete right bundle branch block", "CD", "CRBBB"),
-    "CLBBB": ("complete left bundle branch block", "CD", "CLBBB"),
-    "LAFB": ("left anterior fascicular block", "CD", "LAFB/LPFB"),
-    "LVH": ("left ventricular hypertrophy", "HYP", "LVH"),
+# code -> (description, diagnostic, form, rhythm, diagnostic_class, diagnostic_subclass), as
+# PTB-XL's scp_statements.csv gives them for these codes
+_SCP = {
+    "NORM": ("normal ECG", 1, 0, 0, "NORM", "NORM"),
+    "IMI": ("inferior myocardial infarction", 1, 0, 0, "MI", "IMI"),
+    "AMI": ("anterior myocardial infarction", 1, 0, 0, "MI", "AMI"),
+    "LMI": ("lateral myocardial infarction", 1, 0, 0, "MI", "LMI"),
+    "NDT": ("non-diagnostic T abnormalities", 1, 1, 0, "STTC", "STTC"),
+    "ISC_": ("non-specific ischemic", 1, 0, 0, "STTC", "ISC_"),
+    "CRBBB": ("complete right bundle branch block", 1, 0, 0, "CD", "CRBBB"),
+    "CLBBB": ("complete left bundle branch block", 1, 0, 0, "CD", "CLBBB"),
+    "LAFB": ("left anterior fascicular block", 1, 0, 0, "CD", "LAFB/LPFB"),
+    "LVH": ("left ventricular hypertrophy", 1, 0, 0, "HYP", "LVH"),
+    "QWAVE": ("Q waves present", 0, 1, 0, None, None),
+    "INVT": ("inverted T-waves", 0, 1, 0, None, None),
+    "LOWT": ("low amplitude T-waves", 0, 1, 0, None, None),
+    "HVOLT": ("high QRS voltage", 0, 1, 0, None, None),
+    "SR": ("sinus rhythm", 0, 0, 1, None, None),
+    "SBRAD": ("sinus bradycardia", 0, 0, 1, None, None),
+    "STACH": ("sinus tachycardia", 0, 0, 1, None, None),
 }
 _CODE_OF = {("MI", "anterior"): "AMI", ("MI", "inferior"): "IMI", ("MI", "lateral"): "LMI",
             ("CD", "RBBB"): "CRBBB", ("CD", "LBBB"): "CLBBB", ("CD", "LAFB"): "LAFB"}
 MISSED_LABEL = 0.07         # share of true conditions the annotating cardiologist did not record
 SPURIOUS_LABEL = 0.02       # share of absent conditions recorded anyway (per task)
+BRADYCARDIA_BPM, TACHYCARDIA_BPM = 60.0, 100.0      # sinus rates below / above: SBRAD / STACH
+
+
+def _form_and_rhythm(p: Patient, codes: dict) -> dict:
+    """The form and rhythm statements that follow from what ``_waves`` draws (no random numbers
+    of their own, so the waveforms stay those of the seed): pathological Q waves of a marked MI,
+    the T wave of an ST/T change turned over (inverted) or flattened (low), the voltage of marked
+    hypertrophy, and the sinus rhythm by the patient's heart rate."""
+    out = {}
+    if any(_SCP[c][4] == "MI" for c in codes) and p.severity["MI"] >= 0.5:
+        out["QWAVE"] = 100.0
+    if {"NDT", "ISC_"} & set(codes):
+        out["INVT" if 1.0 - 1.5 * p.severity["STTC"] < 0 else "LOWT"] = 100.0
+    if "LVH" in codes and p.severity["HYP"] > 0.7:
+        out["HVOLT"] = 100.0
+    rhythm = ("SBRAD" if p.heart_rate < BRADYCARDIA_BPM else "STACH" if p.heart_rate > TACHYCARDIA_BPM else "SR")
+    out[rhythm] = 0.0
+    return out
 
 
 def _scp_codes(p: Patient, rng) -> dict:
     """The recorded diagnoses of one ECG: the patient's conditions, each missed now and then, and
-    now and then one recorded that is not there (annotation noise, as in real databases)."""
+    now and then one recorded that is not there (annotation noise, as in real databases), with
+    the form and rhythm statements that go with them."""
     codes = {}
     for task in TASKS:
         recorded = rng.random() >= MISSED_LABEL if p.labels[task] else rng.random() < SPURIOUS_LABEL
@@ -254,8 +282,7 @@ def _scp_codes(p: Patient, rng) -> dict:
             codes["LVH"] = float(rng.choice([0.0, 50.0, 100.0]))
     if not codes:
         codes["NORM"] = 100.0
-    codes["SR"] = 0.0
-    return codes
+    return {**codes, **_form_and_rhythm(p, codes)}
 
 
 def write_ptbxl(dest, n_patients, seed, fs=500, max_ecgs_per_patient=3, prevalence=None,
@@ -286,10 +313,11 @@ def write_ptbxl(dest, n_patients, seed, fs=500, max_ecgs_per_patient=3, prevalen
                      "filename_lr": f"records100/00000/{ecg_id:05d}_lr",
                      "filename_hr": f"records500/00000/{ecg_id:05d}_hr"})
     pd.DataFrame(rows).to_csv(dest / "ptbxl_database.csv", index=False)
-    scp = pd.DataFrame([{"": code, "description": d, "diagnostic": 1.0, "form": np.nan, "rhythm": np.nan,
-                         "diagnostic_class": c, "diagnostic_subclass": s} for code, (d, c, s) in _SCP.items()]
-                       + [{"": "SR", "description": "sinus rhythm", "diagnostic": np.nan, "form": np.nan,
-                           "rhythm": 1.0, "diagnostic_class": np.nan, "diagnostic_subclass": np.nan}])
+    flag = {1: 1.0, 0: np.nan}
+    scp = pd.DataFrame([{"": code, "description": d, "diagnostic": flag[diag], "form": flag[form],
+                         "rhythm": flag[rhythm], "diagnostic_class": c if c else np.nan,
+                         "diagnostic_subclass": sub if sub else np.nan}
+                        for code, (d, diag, form, rhythm, c, sub) in _SCP.items()])
     scp.to_csv(dest / "scp_statements.csv", index=False)
     return {"records": len(rows) - missing_waveforms, "metadata_rows": len(rows),
             "patients": n_patients}

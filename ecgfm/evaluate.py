@@ -258,3 +258,47 @@ def risk(ssl_model: str, ssl_embeddings, supervised_embeddings, labels_path, tas
 def write_json(obj, path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(obj, indent=2) + "\n")
+
+
+# --- PTB-XL's benchmark task sets -----------------------------------------------------------------
+def ptbxl_benchmark_probe(model_name: str, embeddings_path, labels_path, task_sets, settings: dict, out,
+                          seed: int) -> pd.DataFrame:
+    """One encoder on PTB-XL's benchmark task sets (``ecgfm.ptbxl_tasks.benchmark_table``): per
+    set, a multi-label linear probe (one logistic regression per class, C chosen per class on the
+    validation fold) on the records of the set, scored by macro AUROC on the test fold with a
+    bootstrap 95% interval (``metrics.macro_auroc_ci``). A class without a positive or a negative
+    in one of the splits cannot be fitted or scored: it is left out of that set's macro AUROC,
+    named in the log and counted (``classes`` against ``classes_scored``)."""
+    from .metrics import macro_auroc_ci
+    from .ptbxl_tasks import task_set_columns
+    from .results import describe_model
+    table = pd.read_parquet(labels_path)
+    x_all = read_embeddings(embeddings_path, table["record_id"].to_numpy(str))
+    rows = []
+    for k, name in enumerate(task_sets):
+        part, columns = table[table[name]], task_set_columns(table, name)
+        x, split = x_all[table[name].to_numpy()], part["split"].to_numpy(str)
+        masks = {s: split == s for s in ("train", "validation", "test")}
+        y = part[columns].to_numpy(bool)
+        fit = [c for c in range(len(columns))
+               if all(0 < y[m, c].sum() < m.sum() for m in masks.values())]
+        if len(fit) < len(columns):
+            log.info("%s, %s: %d of %d classes lack a positive or a negative in a split, left out: %s", model_name,
+                     name, len(columns) - len(fit), len(columns), [columns[c] for c in range(len(columns)) if c not in fit])
+        row = {**describe_model(model_name), "protocol": "ptbxl_benchmark", "task": name, "setting": "linear_probe",
+               "seed": seed, "metric": "macro_AUROC", "classes": len(columns), "classes_scored": len(fit),
+               "n_train": int(masks["train"].sum()), "n_test": int(masks["test"].sum())}
+        if not fit:
+            rows += [{**row, "split": s, "value": np.nan, "ci_low": np.nan, "ci_high": np.nan}
+                     for s in ("validation", "test")]
+            continue
+        tr, va, te = masks["train"], masks["validation"], masks["test"]
+        y = y[:, fit]
+        probe = fit_probe(x[tr], y[tr], x[va], y[va], settings["c_grid"], settings["max_iter"])
+        val = macro_auroc_ci(y[va], probe.scores(x[va]), 0, seed)
+        test = macro_auroc_ci(y[te], probe.scores(x[te]), settings["bootstrap_resamples"], seed * 1000 + k)
+        log.info("%s, %s: %d classes, macro AUROC validation %.4f, test %.4f [%.4f, %.4f]", model_name, name,
+                 len(fit), val[0], *test)
+        rows.append({**row, "split": "validation", "value": val[0], "ci_low": np.nan, "ci_high": np.nan})
+        rows.append({**row, "split": "test", "value": test[0], "ci_low": test[1], "ci_high": test[2]})
+    return write_rows(pd.DataFrame(rows), out)

@@ -124,3 +124,33 @@ def f1_threshold(y_true, y_score) -> float:
 def criteria(values: dict) -> float:
     """The paper's "criteria": the sum of the four tasks' AUROCs and AUPRCs."""
     return float(sum(values.values()))
+
+
+def macro_auroc_ci(y_true, y_score, resamples: int, seed: int, level: float = 0.95, max_draws: int = 20
+                   ) -> tuple[float, float, float]:
+    """Macro AUROC over the columns (classes) of ``y_true`` [n, k] and ``y_score`` [n, k], with a
+    percentile bootstrap interval over records: each resample draws the records once for every
+    class, and only resamples in which every class keeps a positive and a negative count (as the
+    PTB-XL benchmark draws them, redrawing until ``resamples`` such draws or ``max_draws`` times
+    as many in all). Every column must have a positive and a negative. Returns (value, low, high)."""
+    y_true = np.asarray(y_true).astype(bool)
+    n, k = y_true.shape
+    if not (y_true.any(axis=0).all() and (~y_true).any(axis=0).all()):
+        raise ValueError("macro AUROC: every class needs a positive and a negative record")
+    ones = np.ones(n)
+    value = float(np.mean([weighted_auroc(y_true[:, c], y_score[:, c], ones)[0] for c in range(k)]))
+    if not resamples:
+        return value, float("nan"), float("nan")
+    rng, kept, drawn = np.random.default_rng(seed), [], 0
+    while sum(len(b) for b in kept) < resamples and drawn < max_draws * resamples:
+        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples)
+        drawn += resamples
+        per_class = np.stack([weighted_auroc(y_true[:, c], y_score[:, c], counts) for c in range(k)])
+        macro = per_class.mean(axis=0)
+        kept.append(macro[np.isfinite(macro)])
+    boot = np.concatenate(kept)[:resamples]
+    if not len(boot):
+        return value, float("nan"), float("nan")
+    alpha = (1 - level) / 2
+    low, high = np.quantile(boot, [alpha, 1 - alpha])
+    return value, float(low), float(high)

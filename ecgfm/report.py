@@ -430,6 +430,78 @@ def write_lead_table(rows: pd.DataFrame, best: dict, subsets, stem) -> list[Path
                          html_page("Fewer leads", LEAD_TABLE_CAPTION, sections))
 
 
+# --- PTB-XL's benchmark task sets, beside the peers (not a table of the paper) ------------------------
+PEERS = Path(__file__).parent / "paper" / "peers.csv"
+BENCHMARK_CAPTION = (
+    "PTB-XL's benchmark task sets (Strodthoff et al. 2021): macro AUROC on fold 10 with its bootstrap 95% "
+    "interval, ours by a multi-label linear probe (one logistic regression per class, C chosen on fold 9) on "
+    "frozen embeddings, each method's chosen encoder and the random init of its architecture; the peers' "
+    "published figures beside ours, each with its mode, its pretraining data and its source (ecgfm/paper/peers.csv). "
+    "What differs: the size of the encoders and of their pretraining data, and the peers' heads (a linear head "
+    "trained by gradient descent, an attention-pooling head, or fine-tuning).")
+PEER_MODES = {"linear_probe": "linear probe", "frozen_head": "frozen, attention-pooling head",
+              "finetune": "fine-tuned", "supervised": "supervised from scratch"}
+
+
+def load_peers(path: str | Path = PEERS) -> pd.DataFrame:
+    return pd.read_csv(path, comment="#", dtype={"pretraining": str, "note": str}).fillna(
+        {"pretraining": "", "note": ""})
+
+
+def benchmark_table(rows: pd.DataFrame, best: dict, peers: pd.DataFrame, task_sets) -> pd.DataFrame:
+    """Long: one row per (model, mode, task set): ours (each method's chosen encoder, key = its
+    method, and the random init at its architecture, ``random@<method>``), then the peers'."""
+    test = rows[(rows["split"] == "test") & (rows["protocol"] == "ptbxl_benchmark")]
+    keys, shared = {}, {}
+    for method, choice in best.items():
+        keys.setdefault(choice["model"], method)
+        shared.setdefault(_arch_name("random", choice), []).append(method)
+    keys.update({model: "random@" + "/".join(methods) for model, methods in shared.items()})  # one per architecture
+    ours = test[test["model"].isin(keys)]
+    ours = pd.DataFrame({"key": ours["model"].map(keys), "model": ours["model"], "mode": "linear probe",
+                         "task_set": ours["task"], "value": ours["value"], "ci_low": ours["ci_low"],
+                         "ci_high": ours["ci_high"], "classes_scored": ours["classes_scored"],
+                         "classes": ours["classes"], "pretraining": "", "source": "ours", "protocol":
+                         "multi-label logistic regression per class on frozen embeddings, C chosen on fold 9"})
+    theirs = peers[peers["task_set"].isin(task_sets)]
+    theirs = pd.DataFrame({"key": theirs["model"], "model": theirs["model"], "mode": theirs["mode"].map(PEER_MODES),
+                           "task_set": theirs["task_set"], "value": theirs["value"], "ci_low": theirs["ci_low"],
+                           "ci_high": theirs["ci_high"], "classes_scored": np.nan, "classes": np.nan,
+                           "pretraining": theirs["pretraining"], "source": theirs["source"],
+                           "protocol": theirs["protocol"]})
+    return pd.concat([ours.sort_values(["key", "task_set"]), theirs], ignore_index=True)
+
+
+def _interval(r) -> str:
+    if pd.isna(r["value"]):
+        return "–"
+    if pd.notna(r["ci_low"]) and pd.notna(r["ci_high"]):
+        return f"{r['value']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+    return f"{r['value']:.3f}"
+
+
+def write_benchmark_table(rows: pd.DataFrame, best: dict, peers: pd.DataFrame, task_sets, stem) -> list[Path]:
+    """tables/ptbxl_benchmark.{csv,md,html}: ours and the peers', one column per task set."""
+    long = benchmark_table(rows, best, peers, task_sets)
+    sections = {}
+    for label, part in (("ours", long[long["source"] == "ours"]), ("peers (published)", long[long["source"] != "ours"])):
+        cells = part.assign(cell=part.apply(_interval, axis=1))
+        wide = cells.pivot_table(index=["key", "mode"], columns="task_set", values="cell", aggfunc="first",
+                                 sort=False).reset_index()
+        wide = wide.reindex(columns=["key", "mode", *task_sets]).fillna("–")
+        if label != "ours":
+            wide["pretraining"] = wide["key"].map(part.groupby("key")["pretraining"].first()).replace("", "–")
+        else:
+            scored = part.assign(n=part["classes_scored"].astype("Int64").astype(str) + "/"
+                                 + part["classes"].astype("Int64").astype(str))
+            wide["classes scored"] = wide["key"].map(
+                scored.groupby("key").apply(lambda g: ", ".join(
+                    f"{t} {n}" for t, n in sorted(zip(g["task_set"], g["n"]), key=lambda p: list(task_sets).index(p[0])))))
+        sections[label] = wide.rename(columns={"key": "model"})
+    return write_outputs(stem, long, markdown_page(BENCHMARK_CAPTION, sections),
+                         html_page("PTB-XL benchmark task sets", BENCHMARK_CAPTION, sections))
+
+
 # --- Figures 3-4 -----------------------------------------------------------------------------------
 def architecture_figure(rows: pd.DataFrame, method: str, tasks, stem: str | Path, split: str = "validation"):
     """Box plots of one method's linear-probe AUROC per task (rows) by patch size, depth and width

@@ -71,6 +71,7 @@ def pretrained_encoders():
 SSL_MODEL = r"(GL|CL|HL)_p\d+_d\d+_e\d+"
 SUPERVISED_VIT = r"ViT_p\d+_d\d+_e\d+"
 STRESS_MODEL = r"(GL|CL|HL|ViT)_p\d+_d\d+_e\d+"
+PROBED_MODEL = r"(GL|CL|HL|random)_p\d+_d\d+_e\d+"
 PROTOCOLS = config["evaluation"]["protocols"]
 
 
@@ -95,6 +96,8 @@ def report_outputs():
     tables = corpus + expand(f"{RESULTS}/tables/table{{number}}.{{ext}}", number=numbers, ext=["csv", "md", "html"])
     if "lead_subsets" in PROTOCOLS:
         tables += expand(f"{RESULTS}/tables/leads.{{ext}}", ext=["csv", "md", "html"])
+    if "linear_probe" in PROTOCOLS and config["evaluation"]["ptbxl_benchmark"]["task_sets"]:
+        tables += expand(f"{RESULTS}/tables/ptbxl_benchmark.{{ext}}", ext=["csv", "md", "html"])
     figures = []
     if "linear_probe" in PROTOCOLS:
         figures = expand(f"{RESULTS}/figures/{{name}}.{{ext}}", ext=["png", "svg"],
@@ -173,6 +176,13 @@ def risk_pretrain_settings(wildcards):
     settings["name"] += "-ptbxl"
     settings["include_ptbxl_folds"] = list(config["evaluation"]["folds"]["train"])
     return settings
+
+
+def benchmark_parts(wildcards):
+    """PTB-XL's benchmark task sets: each method's chosen encoder and the random init of its
+    architecture."""
+    models = {m for c in best_architectures().values() for m in (c["model"], _arch_of("random", c))}
+    return expand(f"{RESULTS}/eval/ptbxl_benchmark/{{model}}.parquet", model=sorted(models))
 
 
 def collected_parts(wildcards):

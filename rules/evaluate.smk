@@ -2,7 +2,7 @@
 # probing of every encoder of the grid and of random-init encoders, fine-tuning of every encoder
 # (4 tasks jointly), the supervised ViT and 1D-ResNet50 baselines, the choice of each method's
 # best architecture on fold-9 results (a checkpoint: what comes after depends on it), and what
-# each chosen encoder does with fewer leads.
+# each chosen encoder does with fewer leads; and each chosen encoder on PTB-XL's benchmark task sets.
 EVAL = f"{RESULTS}/eval"
 PTBXL = f"{RESULTS}/standardized/ptbxl"
 GPU_JOB = config["evaluation"]["resources"]["gpu"]
@@ -195,3 +195,61 @@ rule collect_results:
         "../envs/data.yaml"
     script:
         "../workflow_scripts/collect_results.py"
+
+
+# PTB-XL's benchmark task sets (ecgfm/ptbxl_tasks.py): their own population (records with a label
+# of any listed set), so their own embeddings of each chosen encoder and random init.
+BENCHMARK = f"{EVAL}/ptbxl_benchmark"
+
+
+rule ptbxl_benchmark_labels:
+    input:
+        manifest=f"{PTBXL}/manifest.parquet",
+        raw=lambda wc: raw_input_of("ptbxl"),
+    output:
+        f"{BENCHMARK}/labels.parquet",
+    params:
+        scp=lambda wc: f"{raw_dir(config, 'ptbxl')}/scp_statements.csv",
+        folds=config["evaluation"]["folds"],
+        task_sets=config["evaluation"]["ptbxl_benchmark"]["task_sets"],
+        min_count=config["evaluation"]["ptbxl_benchmark"]["min_count"],
+    log:
+        f"{RESULTS}/logs/eval/ptbxl_benchmark/labels.log",
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/ptbxl_benchmark_labels.py"
+
+
+use rule embed as ptbxl_benchmark_embed with:
+    input:
+        labels=f"{BENCHMARK}/labels.parquet",
+        manifest=f"{PTBXL}/manifest.parquet",
+        encoder=encoder_weights,
+    output:
+        f"{BENCHMARK}/embeddings/{{model}}.h5",
+    log:
+        f"{RESULTS}/logs/eval/ptbxl_benchmark/embed/{{model}}.log",
+
+
+rule ptbxl_benchmark_probe:
+    input:
+        labels=f"{BENCHMARK}/labels.parquet",
+        embeddings=f"{BENCHMARK}/embeddings/{{model}}.h5",
+    output:
+        f"{BENCHMARK}/{{model}}.parquet",
+    wildcard_constraints:
+        model=PROBED_MODEL,
+    params:
+        task_sets=config["evaluation"]["ptbxl_benchmark"]["task_sets"],
+        settings=probe_settings(config),
+    threads: CPU_JOB["cpus_per_task"]
+    resources:
+        mem_mb=CPU_JOB["mem_mb"],
+        runtime=CPU_JOB["runtime"],
+    log:
+        f"{RESULTS}/logs/eval/ptbxl_benchmark/probe/{{model}}.log",
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow_scripts/ptbxl_benchmark_probe.py"

@@ -6,10 +6,11 @@ TABLES = f"{RESULTS}/tables"
 FIGURES = f"{RESULTS}/figures"
 PUBLISHED = str(Path(workflow.basedir) / "ecgfm" / "paper" / "published.csv")
 PUBLISHED_CORPUS = str(Path(workflow.basedir) / "ecgfm" / "paper" / "corpus.csv")
+PEERS = str(Path(workflow.basedir) / "ecgfm" / "paper" / "peers.csv")
 STANDARDIZED = f"{RESULTS}/standardized"
 
 # Seconds of work on small tables: on a cluster they run where Snakemake runs, not through the queue.
-localrules: table, table6, table7, lead_table, figure, run_config
+localrules: table, table6, table7, lead_table, ptbxl_benchmark_table, figure, run_config
 
 
 rule table:
@@ -98,6 +99,26 @@ rule lead_table:
         "../envs/report.yaml"
     script:
         "../workflow_scripts/lead_table.py"
+
+
+rule ptbxl_benchmark_table:
+    input:
+        rows=benchmark_parts,
+        best=f"{EVAL}/best_architectures.json",
+        peers=PEERS,
+    output:
+        csv=f"{TABLES}/ptbxl_benchmark.csv",
+        md=f"{TABLES}/ptbxl_benchmark.md",
+        html=report(f"{TABLES}/ptbxl_benchmark.html", caption="captions/ptbxl_benchmark.rst", category="Tables",
+                    labels={"table": "PTB-XL benchmark task sets"}),
+    params:
+        task_sets=config["evaluation"]["ptbxl_benchmark"]["task_sets"],
+    log:
+        f"{RESULTS}/logs/report/ptbxl_benchmark.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../workflow_scripts/ptbxl_benchmark_table.py"
 
 
 rule figure:

@@ -129,6 +129,14 @@ def test_demo_dag_writes_every_table_and_figure_from_the_result_rows(demo_result
                         & ours["metric"].isin(["AUROC", "AUPRC"])]
             if number not in (8, 9, 10, 11):     # the grid tables hold one metric and the criteria
                 assert same["ours"].sum() == pytest.approx(crit["ours"], abs=1e-4)
+    # PTB-XL's benchmark task sets: ours (each chosen encoder, the random init) beside the peers'
+    bench = pd.read_csv(demo_results / "tables" / "ptbxl_benchmark.csv")
+    ours = bench[bench["source"] == "ours"]
+    assert set(ours["task_set"]) == set(DEMO["evaluation"]["ptbxl_benchmark"]["task_sets"])
+    assert ours["value"].between(0, 1).all() and (ours["ci_low"] <= ours["value"]).all()
+    assert "HL" in set(ours["key"]) and any(k.startswith("random@") for k in ours["key"])
+    assert "ECGFounder" in set(bench["key"])
+    assert "ECG-JEPA" in (demo_results / "tables" / "ptbxl_benchmark.md").read_text()
     for name in ("figure3_HL", "figure4_CL", "figure4_GL"):
         assert (demo_results / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert "<svg" in (demo_results / "figures" / f"{name}.svg").read_text()[:1000]
@@ -260,7 +268,7 @@ def test_a_probing_parameter_reruns_only_probing_and_the_tables(demo_results, tm
     # they feed, and the collection, tables, figures and config record of the report
     assert {"linear_probe", "risk", "table", "figure"} <= rules
     assert rules <= {"linear_probe", "risk", "select_architectures", "collect_results", "table", "lead_table",
-                     "figure", "run_config", "all"}, rules
+                     "ptbxl_benchmark_probe", "ptbxl_benchmark_table", "figure", "run_config", "all"}, rules
     assert sum(rule == "linear_probe" for rule, _ in jobs) == len(pretrain_grid(DEMO)) + len(random_init_models(DEMO))
 
 
