@@ -61,6 +61,14 @@ def _fill_defaults(node, schema, root):
                 _fill_defaults(node[key], extra, root)
 
 
+def section_defaults(name: str) -> dict:
+    """A top-level section as the schema's defaults fill it (what a command uses without a config)."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    node: dict = {}
+    _fill_defaults(node, schema["properties"][name], schema)
+    return node
+
+
 def load_config(*paths) -> dict:
     """Load and merge YAML files in order (later ones overlay earlier ones), then validate."""
     config: dict = {}
