@@ -4,11 +4,11 @@
     encoder = load_encoder("results/pretrain/HL_p60_d2_e512")
     z = encoder.embed(x, fs=500)        # x: [n, 12, samples] in mV -> [n, width]
 
-    from ecgfm import finetune
-    model = finetune("results/pretrain/HL_p60_d2_e512", "my_ecgs", "labels.csv", out="my_model")
+    from ecgfm import adapt_encoder
+    model = adapt_encoder("results/pretrain/HL_p60_d2_e512", "my_ecgs", "labels.csv", out="my_model")
     model.metrics                       # test metrics with 95% intervals; model.predict(x, fs=500)
 """
-__all__ = ["load_encoder", "finetune", "load_adapted"]
+__all__ = ["load_encoder", "adapt_encoder", "load_adapted"]
 
 
 def load_encoder(path, device="cpu"):
@@ -17,7 +17,7 @@ def load_encoder(path, device="cpu"):
     return _load(path, device)
 
 
-def finetune(encoder_dir, ecgs, labels, out=None, mode="probe", **options):
+def adapt_encoder(encoder_dir, ecgs, labels, out=None, mode="probe", **options):
     """Adapt an encoder to labelled ECGs (files as ``ecgfm embed`` takes them, or an array
     [n, 12, samples] with ``fs=``) and a labels file or DataFrame: ``ecgfm.adapt.adapt``, as the
     ``ecgfm finetune`` command does. Returns the model (``.metrics``, ``.predict``)."""

@@ -1,6 +1,6 @@
 """Adapting a pretrained encoder to one's own labelled ECGs: split, head, choices on ``val``,
 thresholds, test metrics with intervals. The CLI (``ecgfm finetune``), the Python API
-(``ecgfm.finetune``) and the workflow's ``datasets:`` jobs all call ``adapt``.
+(``ecgfm.adapt_encoder``) and the workflow's ``datasets:`` jobs all call ``adapt``.
 
 * Targets and their kinds come from ``ecgfm.labels`` (a user's labels file).
 * Split: the labels' ``split`` column, else patient-grouped (``patient_id``, else each record its

@@ -113,6 +113,7 @@ def cmd_embed(args) -> int:
 def cmd_finetune(args) -> int:
     from .adapt import adapt
     from .inference import InputError
+    from .config import ConfigError, section_from_files
     from .labels import LabelsError
     try:
         options = _input_options(args)
@@ -122,13 +123,13 @@ def cmd_finetune(args) -> int:
             if not sep:
                 raise LabelsError(f"--target-type {item!r}: COLUMN=binary|multiclass|regression")
             kinds[name] = kind
-        settings = _config(args)["adaptation"] if args.config else None
+        settings = section_from_files("adaptation", *args.config) if args.config else None
         model = adapt(args.model, args.input, args.labels, args.out, mode=args.mode,
                       targets=args.targets.split(",") if args.targets else None, kinds=kinds,
                       threshold=args.threshold, seed=args.seed, settings=settings, options=options,
                       cache_dir=None if args.cache_dir == "none" else args.cache_dir, device=args.device,
                       batch_size=args.batch_size, progress=not args.quiet, command="ecgfm " + " ".join(sys.argv[1:]))
-    except (InputError, LabelsError) as exc:
+    except (InputError, LabelsError, ConfigError) as exc:
         print(f"ecgfm finetune: {exc}", file=sys.stderr)
         return 2
     counts = model.info["counts"]
@@ -267,8 +268,8 @@ def main(argv=None) -> int:
     p.add_argument("--threshold", default="f1",
                    help="decision thresholds of binary targets on val: f1 (default) or sensitivity=0.9")
     p.add_argument("--seed", type=int, default=0, help="seed of the split and the bootstrap")
-    p.add_argument("--config", action="append", help="config file(s) whose adaptation: section to use "
-                                                     "(default: the values of config.yaml)")
+    p.add_argument("--config", action="append", help="YAML file(s) whose adaptation: section overrides the "
+                                                     "defaults (the values of config.yaml)")
     p.add_argument("--cache-dir", default=_default_cache(),
                    help="where embeddings are cached (default ~/.cache/ecgfm/embeddings; none: no cache)")
     args = parser.parse_args(argv)
