@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import sys
 import time
@@ -328,10 +329,10 @@ def embed_cached(encoder, encoder_dir, ecgs, options, cache_dir=None, batch_size
     frame = embed_records(encoder, ecgs, batch_size=batch_size, progress=progress, options=options)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")     # jobs may embed the same records at once
         frame.to_parquet(tmp, index=False)
-        tmp.replace(path)
         path.with_suffix(".json").write_text(json.dumps({"format": frame.attrs["format"], "input": str(ecgs)}))
+        tmp.replace(path)
     return frame
 
 
@@ -601,8 +602,10 @@ def finetune_encoder(encoder, head: Head, x, y, tr, va, targets: list[Target], s
                                                outs[t.name][np.isfinite(y_val[:, k])])
                               for k, t in enumerate(targets)]))
 
+    # a random-init encoder is trained from scratch (the supervised baseline): full rate, random head
+    pretrained = (encoder.config.get("objective") or {}).get("method") != "random"
     train_settings = {**settings["finetune"], "head_init": "probe"}
-    history = train_classifier(model, x[tr], ys[tr], x[va], ys[va], train_settings, seed, pretrained=True,
+    history = train_classifier(model, x[tr], ys[tr], x[va], ys[va], train_settings, seed, pretrained=pretrained,
                                device=device_for_training(), log=log.info, loss_fn=loss_fn, score_fn=score_fn,
                                init_head=init_head)
     model.cpu()

@@ -134,3 +134,40 @@ def write_report(out, model, curves: dict) -> Path:
     path = out / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+HEADLINE = {"binary": ["AUROC", "AUPRC"], "multiclass": ["macro_AUROC", "balanced_accuracy"],
+            "regression": ["R2", "MAE"]}
+
+
+def write_dataset_table(metric_files, dataset: str, csv_out, md_out) -> pd.DataFrame:
+    """Every model folder's test rows on one dataset (``model``, ``method``, ``mode`` beside
+    ``metrics.csv``'s columns) as CSV, and as Markdown the headline metrics per target with
+    their intervals, one row per model and mode."""
+    from .results import describe_model
+    frames = []
+    for path in map(Path, metric_files):      # <model>/metrics.csv: the rows of its modes
+        frame = pd.read_csv(path)
+        frame = frame[frame["split"] == "test"]
+        frame.insert(0, "method", describe_model(path.parent.name)["method"])
+        frame.insert(0, "model", path.parent.name)
+        frames.append(frame)
+    table = pd.concat(frames, ignore_index=True)
+    kinds = dict(zip(table["target"], table["kind"]))
+    table = table[["model", "method", "mode"] + [c for c in table.columns if c not in ("model", "method", "mode")]]
+    table.to_csv(csv_out, index=False, float_format="%.6g")
+    columns = [(t, m) for t, kind in kinds.items() for m in HEADLINE[kind]]
+    lines = [f"# Dataset {dataset}: test metrics (95% paired bootstrap intervals)", "",
+             "| model | method | mode | " + " | ".join(f"{t} {m}" for t, m in columns) + " |",
+             "|---" * (3 + len(columns)) + "|"]
+    for (model, method, mode), group in table.groupby(["model", "method", "mode"], sort=True):
+        cells = []
+        for t, m in columns:
+            row = group[(group["target"] == t) & (group["metric"] == m)]
+            cells.append("" if row.empty else f"{_fmt(row['value'].iat[0])} ({_fmt(row['ci_low'].iat[0])}-"
+                                              f"{_fmt(row['ci_high'].iat[0])})")
+        lines.append(f"| {model} | {method} | {mode} | " + " | ".join(cells) + " |")
+    n = table.groupby("target")["n"].max()
+    lines += ["", "Test records per target: " + ", ".join(f"{t} {int(v)}" for t, v in n.items()) + "."]
+    Path(md_out).write_text("\n".join(lines) + "\n")
+    return table
