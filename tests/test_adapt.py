@@ -219,3 +219,38 @@ def test_lp_ft_through_the_cli_and_the_python_api_on_arrays(demo_model, labelled
     assert set(model.metrics["target"]) == {"HYP", "age"}
     same = model.predict(x[:4])
     np.testing.assert_allclose(same["HYP"], model.head.outputs(encoder.embed(x[:4]))["HYP"], rtol=1e-5)
+
+
+# --- the workflow: datasets: in the demo DAG ----------------------------------------------------------
+def test_demo_dag_writes_the_dataset_table(demo_results):
+    table = pd.read_csv(demo_results / "tables" / "dataset_demo_labelled.csv")
+    assert set(zip(table["model"], table["mode"])) == {(m, mode) for m in ("HL_p125_d2_e64", "random_p125_d2_e64")
+                                                        for mode in ("probe", "finetune")}
+    assert set(table["kind"]) == {"binary", "multiclass", "regression"} and (table["split"] == "test").all()
+    assert table["ci_low"].notna().all()
+    md = (demo_results / "tables" / "dataset_demo_labelled.md").read_text()
+    assert "| HL_p125_d2_e64 | HL | probe |" in md and "conduction macro_AUROC" in md and "age R2" in md
+    folder = demo_results / "datasets" / "demo_labelled" / "HL_p125_d2_e64" / "finetune"
+    assert (folder / "report.md").exists() and (folder / "history.csv").exists()
+
+
+def test_a_datasets_labels_rerun_only_its_jobs(demo_results):
+    import os
+
+    from conftest import run_snakemake
+    from test_workflow import _planned
+    labels = demo_results / "raw" / "datasets" / "demo_labelled" / "labels.csv"
+    before, text = labels.stat(), labels.read_bytes()
+    table = pd.read_csv(labels, dtype=str)
+    table.loc[0, "HYP"] = "1" if table.loc[0, "HYP"] == "0" else "0"           # one label corrected
+    table.to_csv(labels, index=False)
+    try:
+        run = run_snakemake("--profile", "profiles/demo", "-n", "--config", f"results={demo_results}", timeout=180)
+    finally:
+        labels.write_bytes(text)
+        os.utime(labels, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert run.returncode == 0, run.stderr[-3000:]
+    jobs = _planned(run)
+    assert sorted(jobs) == sorted([("dataset_adapt", "dataset=demo_labelled, model=HL_p125_d2_e64"),
+                                   ("dataset_adapt", "dataset=demo_labelled, model=random_p125_d2_e64"),
+                                   ("dataset_table", "dataset=demo_labelled"), ("all", "")]), jobs
