@@ -36,9 +36,10 @@ import pandas as pd
 
 from .labels import (SPLITS, LabelsError, Target, check_labels, encode_target, label_targets,
                      read_labels_file)
-from .metrics import (auroc, auprc, f1_threshold, percentile_interval, sensitivity_threshold, weighted_auprc,
+from .metrics import (auroc, f1_threshold, percentile_interval, sensitivity_threshold, weighted_auprc,
                       weighted_auroc, weighted_brier, weighted_multiclass, weighted_regression,
                       weighted_threshold_metrics)
+from .probe import choose_strength
 
 log = logging.getLogger("ecgfm.adapt")
 METRIC_COLUMNS = ["target", "metric", "value", "ci_low", "ci_high", "split", "n"]
@@ -216,17 +217,13 @@ def fit_head(x_train, y_train, x_val, y_val, targets: list[Target], settings: di
             grid = sorted(settings["ridge_alpha_grid"], reverse=True)
         else:
             grid = sorted(settings["c_grid"])
-        best = None
-        for strength in grid:
-            w, b = _fit_one(t, strength, zt[lt], y_train[lt, k], settings["max_iter"])
-            probe = Head([t], mean, scale, w, b)
-            score = validation_score(t, y_val[lv, k], probe.outputs(x_val[lv])[t.name])
-            if best is None or score > best[0]:
-                best = (score, strength, w, b)
-        scores[t.name], strengths[t.name] = float(best[0]), float(best[1])
-        weights.append(best[2])
-        biases.append(best[3])
-        log.info("target %s (%s): strength %g, validation score %.4f", t.name, t.kind, best[1], best[0])
+        score, strength, (w, b) = choose_strength(
+            grid, lambda strength: _fit_one(t, strength, zt[lt], y_train[lt, k], settings["max_iter"]),
+            lambda wb: validation_score(t, y_val[lv, k], Head([t], mean, scale, *wb).outputs(x_val[lv])[t.name]))
+        scores[t.name], strengths[t.name] = float(score), float(strength)
+        weights.append(w)
+        biases.append(b)
+        log.info("target %s (%s): strength %g, validation score %.4f", t.name, t.kind, strength, score)
     return Head(list(targets), mean, scale, np.vstack(weights), np.concatenate(biases), strengths), scores
 
 

@@ -254,3 +254,25 @@ def test_a_datasets_labels_rerun_only_its_jobs(demo_results):
     assert sorted(jobs) == sorted([("dataset_adapt", "dataset=demo_labelled, model=HL_p125_d2_e64"),
                                    ("dataset_adapt", "dataset=demo_labelled, model=random_p125_d2_e64"),
                                    ("dataset_table", "dataset=demo_labelled"), ("all", "")]), jobs
+
+
+def test_a_binary_head_is_the_ptbxl_probe():
+    """ecgfm.adapt's binary heads and the PTB-XL linear probe (ecgfm.probe.fit_probe, Tables 1, 8, 9)
+    choose their strength the same way (ecgfm.probe.choose_strength): same C, same validation
+    AUROC, same test ranking."""
+    from ecgfm.adapt import fit_head
+    from ecgfm.metrics import auroc
+    from ecgfm.probe import fit_probe
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(300, 16)).astype(np.float32)
+    y = np.c_[x[:, 0] + rng.normal(size=300) > 0.5, x[:, 1] - x[:, 2] + rng.normal(size=300) > 0]
+    tr, va, te = slice(0, 200), slice(200, 250), slice(250, 300)
+    grid = [0.001, 0.01, 0.1, 1.0]
+    probe = fit_probe(x[tr], y[tr], x[va], y[va], grid, 500)
+    head, scores = fit_head(x[tr], y[tr].astype(float), x[va], y[va].astype(float),
+                            [Target("a", "binary"), Target("b", "binary")], {"c_grid": grid, "max_iter": 500})
+    assert [head.strengths["a"], head.strengths["b"]] == probe.c
+    assert [scores["a"], scores["b"]] == pytest.approx(probe.validation_auroc, abs=1e-9)
+    out, logits = head.outputs(x[te]), probe.scores(x[te])
+    for k, name in enumerate("ab"):
+        assert auroc(y[te, k], out[name]) == pytest.approx(auroc(y[te, k], logits[:, k]), abs=1e-9)
