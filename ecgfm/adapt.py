@@ -159,7 +159,7 @@ class Head:
         for t, s in zip(self.targets, _slices(self.targets)):
             r = raw[:, s]
             if t.kind == "binary":
-                out[t.name] = 1.0 / (1.0 + np.exp(-r[:, 0]))
+                out[t.name] = 0.5 * (1.0 + np.tanh(0.5 * r[:, 0]))     # the logistic, without overflow
             elif t.kind == "multiclass":
                 e = np.exp(r - r.max(axis=1, keepdims=True))
                 out[t.name] = e / e.sum(axis=1, keepdims=True)

@@ -200,7 +200,10 @@ def dataset_models(name):
     random_init, the random-init encoder of each of their architectures (fine-tuned: trained from scratch)."""
     from ecgfm.results import describe_model
     spec = DATASETS[name]
-    encoders = pretrain_grid(config) if spec["encoders"] == "grid" else list(spec["encoders"])
+    if spec["encoders"] == "best":      # each method's chosen architecture (the checkpoint)
+        encoders = [best_architectures()[m]["model"] for m in config["pretrain"]["methods"]]
+    else:
+        encoders = pretrain_grid(config) if spec["encoders"] == "grid" else list(spec["encoders"])
     models = list(encoders)
     if spec["random_init"]:
         models += sorted({model_name("random", d["patch"], d["depth"], d["width"])
