@@ -423,11 +423,11 @@ def predictions_of_frame(frame: pd.DataFrame, predict) -> pd.DataFrame:
     return out
 
 
-def _ecg_arrays(encoder, ecgs, options, rows_ids):
+def _ecg_arrays(encoder, ecgs, options, rows_ids, fs=None):
     """The standardized ECGs of the used records, for fine-tuning (one window per record)."""
     from .inference import open_input
     if isinstance(ecgs, np.ndarray):
-        return encoder.standardize(ecgs[rows_ids], None)
+        return encoder.standardize(ecgs[rows_ids], fs)
     wanted = {rid: k for k, rid in enumerate(rows_ids)}
     fmt, _, outcomes = open_input(ecgs, encoder.config["preprocessing"], options)
     x = [None] * len(wanted)
@@ -494,7 +494,7 @@ def adapt(encoder_dir, ecgs, labels, out=None, *, mode: str = "probe", targets=N
     if mode == "finetune":
         t0 = time.perf_counter()
         x = _ecg_arrays(encoder, ecgs, options, used["record_id"].tolist() if not isinstance(ecgs, np.ndarray)
-                        else used["row"].to_numpy())
+                        else used["row"].to_numpy(), fs)
         head, history = finetune_encoder(encoder, head, x, y, tr, va, target_list, settings, seed)
         z = embed_array(encoder.model, x, batch_size, encoder.device)
         val_scores = {t.name: validation_score(t, y[va, k][np.isfinite(y[va, k])],
