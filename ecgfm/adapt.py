@@ -451,6 +451,9 @@ def adapt(encoder_dir, ecgs, labels, out=None, *, mode: str = "probe", targets=N
         raise LabelsError(f"--mode {mode!r}: probe or finetune")
     settings = {**default_settings(), **(settings or {})}
     options = options or InputOptions()
+    if options.per_window:
+        raise LabelsError("--per-window: a head is fitted on one embedding per record (the mean over "
+                          "its windows with --window-stride alone)")
     parse_threshold_rule(threshold)
     start = time.perf_counter()
     timings = {}
