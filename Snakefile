@@ -22,6 +22,7 @@ include: "rules/pretrain.smk"
 include: "rules/evaluate.smk"
 include: "rules/subsample.smk"
 include: "rules/risk.smk"
+include: "rules/datasets.smk"
 include: "rules/report.smk"
 
 
@@ -31,3 +32,4 @@ rule all:
         pretrained_encoders(),
         evaluation_outputs(),
         report_outputs(),
+        dataset_outputs(),

@@ -6,6 +6,8 @@
     ecgfm embed --model results/pretrain/HL_p60_d2_e512 --input my_wfdb_folder --out embeddings.parquet
     ecgfm predict --model results/eval/finetune/HL_p60_d2_e512 --input exams.hdf5 --out predictions.csv
     ecgfm ptbxl-labels /data/ptb-xl --task-set superdiagnostic --out labels.csv
+    ecgfm finetune --model results/pretrain/HL_p60_d2_e512 --input my_ecgs --labels labels.csv --out my_model
+    ecgfm predict --model my_model --input new_ecgs --out predictions.csv
     ecgfm profiles install     # then `snakemake --profile slurm` (or demo, local, ptbxl-cpu, ptbxl-gpu) as written
 """
 from __future__ import annotations
@@ -132,7 +134,62 @@ def cmd_embed(args) -> int:
     return 0
 
 
+def cmd_finetune(args) -> int:
+    from .adapt import adapt
+    from .inference import InputError
+    from .config import ConfigError, section_from_files
+    from .labels import LabelsError
+    try:
+        options = _input_options(args)
+        kinds = {}
+        for item in args.target_type or []:
+            name, sep, kind = item.partition("=")
+            if not sep:
+                raise LabelsError(f"--target-type {item!r}: COLUMN=binary|multiclass|regression")
+            kinds[name] = kind
+        settings = section_from_files("adaptation", *args.config) if args.config else None
+        model = adapt(args.model, args.input, args.labels, args.out, mode=args.mode,
+                      targets=args.targets.split(",") if args.targets else None, kinds=kinds,
+                      threshold=args.threshold, seed=args.seed, settings=settings, options=options,
+                      cache_dir=None if args.cache_dir == "none" else args.cache_dir, device=args.device,
+                      batch_size=args.batch_size, progress=not args.quiet, command="ecgfm " + " ".join(sys.argv[1:]))
+    except (InputError, LabelsError, ConfigError) as exc:
+        print(f"ecgfm finetune: {exc}", file=sys.stderr)
+        return 2
+    counts = model.info["counts"]
+    print(f"{counts['used']} labelled records used (train {counts['train']}, val {counts['val']}, test "
+          f"{counts['test']}); {counts['not_found']} not found, {counts['rejected']} rejected -> "
+          f"{args.out}/excluded.csv", file=sys.stderr)
+    test = model.metrics[model.metrics["split"] == "test"]
+    print(test.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"model, metrics.csv and report.md -> {args.out}", file=sys.stderr)
+    return 0
+
+
+def _default_cache() -> str:
+    import os
+    return str(Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ecgfm" / "embeddings")
+
+
+def _predict_adapted(args) -> int:
+    from .adapt import load
+    from .inference import InputError
+    try:
+        options = _input_options(args)
+        model = load(args.model, device=args.device)
+        frame = model.predict(args.input, options=options, batch_size=args.batch_size, progress=not args.quiet)
+    except InputError as exc:
+        print(f"ecgfm predict: {exc}", file=sys.stderr)
+        return 2
+    frame.to_csv(args.out, index=False, float_format="%.6f")
+    _summary(frame, args.out, "predicted")
+    return 0
+
+
 def cmd_predict(args) -> int:
+    from .adapt import is_adapted
+    if is_adapted(args.model):
+        return _predict_adapted(args)
     from .finetune import load_classifier
     from .inference import InputError, predict_records
     try:
@@ -176,6 +233,7 @@ def _model_command(sub, name, help_text, func, out_help):
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=func)
+    return p
 
 
 def _cuda() -> bool:
@@ -230,6 +288,27 @@ def main(argv=None) -> int:
     p.add_argument("--min-count", type=int, default=0,
                    help="keep a class only where more records than this carry it (the benchmark's min_samples, 0)")
     p.set_defaults(func=cmd_ptbxl_labels)
+    _model_command(sub, "predict", "predictions of a model of `ecgfm finetune`, or MI / STTC / CD / HYP "
+                   "probabilities of the workflow's fine-tuned models", cmd_predict,
+                   "output .csv: record_id, status, reason, the predictions (probabilities, <target>_positive, "
+                   "classes, values)")
+    p = _model_command(sub, "finetune", "adapt an encoder to one's own labelled ECGs (probe or LP-FT)",
+                       cmd_finetune, "model folder: weights, head, targets, metrics.csv, report.md")
+    p.add_argument("--labels", required=True,
+                   help="CSV or Parquet: record_id (as ecgfm embed names records), optional patient_id and split "
+                        "(train/val/test), one column per target (docs/adapting.md)")
+    p.add_argument("--mode", choices=["probe", "finetune"], default="probe",
+                   help="probe: a linear head on cached embeddings (default); finetune: LP-FT of encoder and head")
+    p.add_argument("--targets", help="comma-separated target columns (default: every column but the ids)")
+    p.add_argument("--target-type", action="append", metavar="COLUMN=KIND",
+                   help="override a target's inferred kind: binary, multiclass or regression (repeatable)")
+    p.add_argument("--threshold", default="f1",
+                   help="decision thresholds of binary targets on val: f1 (default) or sensitivity=0.9")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split and the bootstrap")
+    p.add_argument("--config", action="append", help="YAML file(s) whose adaptation: section overrides the "
+                                                     "defaults (the values of config.yaml)")
+    p.add_argument("--cache-dir", default=_default_cache(),
+                   help="where embeddings are cached (default ~/.cache/ecgfm/embeddings; none: no cache)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     return args.func(args)

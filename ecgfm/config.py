@@ -61,6 +61,31 @@ def _fill_defaults(node, schema, root):
                 _fill_defaults(node[key], extra, root)
 
 
+def section_defaults(name: str) -> dict:
+    """A top-level section as the schema's defaults fill it (what a command uses without a config)."""
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    node: dict = {}
+    _fill_defaults(node, schema["properties"][name], schema)
+    return node
+
+
+def section_from_files(name: str, *paths) -> dict:
+    """One top-level section from YAML files (a full config or just that section, later files
+    overlaying earlier ones) on top of its defaults, validated against the schema."""
+    import jsonschema
+    overlay: dict = {}
+    for path in paths:
+        overlay = deep_merge(overlay, (yaml.safe_load(Path(path).read_text()) or {}).get(name) or {})
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    section = deep_merge(section_defaults(name), overlay)
+    sub = {**schema["properties"][name], "$defs": schema["$defs"]}
+    errors = sorted(jsonschema.Draft202012Validator(sub).iter_errors(section), key=lambda e: list(e.path))
+    if errors:
+        where = ".".join([name] + [str(p) for p in errors[0].path])
+        raise ConfigError(f"config key {where}: {errors[0].message}")
+    return section
+
+
 def load_config(*paths) -> dict:
     """Load and merge YAML files in order (later ones overlay earlier ones), then validate."""
     config: dict = {}

@@ -527,7 +527,37 @@ def write_wfdb_folder(dest, n_patients, seed, max_ecgs_per_patient=1, prevalence
     return {"records": count, "metadata_rows": count, "patients": n_patients}
 
 
-WRITERS = {"ptbxl": write_ptbxl, "code15": write_code15, "samitrop": write_samitrop,
+def write_labelled_dataset(dest, n_patients, seed, max_ecgs_per_patient=2, prevalence=None, fs=500,
+                           missing_label_fraction=0.05, unknown_ids=2):
+    """A user's own labelled dataset (``ecgfm finetune``): a CinC-2021-style WFDB folder
+    (``records/<name>.hea`` + ``.mat``, not PTB-XL's layout) and ``labels.csv`` with
+    ``record_id``, ``patient_id`` and four targets: ``MI`` and ``HYP`` (binary, from the patient's
+    conditions), ``conduction`` (multi-class: none, RBBB, LBBB, LAFB) and ``age`` (regression).
+    A few labels are missing (that record leaves that target only), and ``unknown_ids`` rows name
+    records that are not in the folder (listed as not found)."""
+    dest = Path(dest)
+    rng = np.random.default_rng(seed)
+    patients = make_patients(n_patients, rng, prevalence)
+    rows = []
+    for p, _ in _ecg_plan(patients, max_ecgs_per_patient, rng):
+        name = f"E{len(rows):05d}"
+        write_record(dest / "records", name, _to_adc(synth_ecg(p, fs, 10.0, rng), 1000), fs, _STANDARD_NAMES,
+                     comments=[f"Age: {p.age}", f"Sex: {'Male' if p.male else 'Female'}"], mat=True)
+        rows.append({"record_id": name, "patient_id": f"P{p.patient_id}", "MI": int(p.labels["MI"]),
+                     "HYP": int(p.labels["HYP"]), "conduction": p.cd_kind if p.labels["CD"] else "none",
+                     "age": float(p.age)})
+    for k in range(unknown_ids):
+        rows.append({"record_id": f"missing/X{k:03d}", "patient_id": f"Q{k}", "MI": 0, "HYP": 0,
+                     "conduction": "none", "age": 50.0})
+    table = pd.DataFrame(rows)
+    for col in ("MI", "conduction", "age"):
+        table[col] = table[col].astype(object)
+        table.loc[rng.random(len(table)) < missing_label_fraction, col] = None
+    table.to_csv(dest / "labels.csv", index=False)
+    return {"records": len(rows) - unknown_ids, "metadata_rows": len(table), "patients": n_patients}
+
+
+WRITERS = {"labelled": write_labelled_dataset, "ptbxl": write_ptbxl, "code15": write_code15, "samitrop": write_samitrop,
            "mimic": write_mimic, "ikem": write_ikem, "ukb": write_ukb, "wfdb": write_wfdb_folder}
 
 

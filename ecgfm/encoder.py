@@ -91,3 +91,19 @@ def load_encoder(path, device="cpu") -> Encoder:
     path = Path(path)
     config = json.loads((path / "config.json").read_text())
     return Encoder(load_model(path, device), config, device)
+
+
+def write_random_encoder(out, name: str, architecture: dict, preprocessing: dict, seed: int) -> Path:
+    """A model folder holding a seeded random initialisation of ``architecture``: the random-init
+    baseline, usable wherever a pretrained encoder folder is."""
+    from safetensors.torch import save_file
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    model = ECGFoundationModel(Architecture(**architecture))
+    save_file({k: v.detach().contiguous() for k, v in model.encoder_state_dict().items()},
+              str(out / "encoder.safetensors"))
+    config = {"format": "ecgfm-encoder/1", "name": name, "architecture": architecture,
+              "preprocessing": preprocessing, "objective": {"method": "random", "seed": seed}}
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return out

@@ -88,14 +88,21 @@ def mean_auroc(y: np.ndarray, scores: np.ndarray) -> float:
 
 
 def train_classifier(model: Classifier, x_train, y_train, x_val, y_val, settings: dict, seed: int,
-                     pretrained: bool, device=None, log=print) -> list[dict]:
-    """Train in place; returns the history (one dict per epoch). Keeps the best validation epoch."""
+                     pretrained: bool, device=None, log=print, loss_fn=None, score_fn=None,
+                     init_head=None) -> list[dict]:
+    """Train in place; returns the history (one dict per epoch). Keeps the best validation epoch.
+
+    By default the tasks are binary (cross-entropy, mean validation AUROC). ``ecgfm.adapt`` gives
+    targets of other kinds its own ``loss_fn(logits, y)``, ``score_fn(y_val, val_logits)`` (higher
+    is better) and ``init_head(model)`` (the LP-FT starting point instead of the binary probe)."""
     device = device or device_for_training()
     y_train = np.asarray(y_train, dtype=np.float32)
-    y_val = np.asarray(y_val, dtype=bool)
-    for k in range(y_train.shape[1]):
-        if y_train[:, k].min() == y_train[:, k].max() or y_val[:, k].min() == y_val[:, k].max():
-            raise ValueError(f"task {k}: training or validation labels are all one class")
+    if loss_fn is None:
+        y_val = np.asarray(y_val, dtype=bool)
+        for k in range(y_train.shape[1]):
+            if y_train[:, k].min() == y_train[:, k].max() or y_val[:, k].min() == y_val[:, k].max():
+                raise ValueError(f"task {k}: training or validation labels are all one class")
+    score_fn = score_fn or mean_auroc
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model.to(device)
@@ -111,15 +118,18 @@ def train_classifier(model: Classifier, x_train, y_train, x_val, y_val, settings
     per_epoch = max(1, len(x_train) // batch)      # the last incomplete batch is dropped
     total = per_epoch * int(settings["max_epochs"])
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
-    loss_fn = nn.BCEWithLogitsLoss()
+    loss_fn = loss_fn or nn.BCEWithLogitsLoss()
     best, best_state, since_best, history = -np.inf, None, 0, []
     if pretrained and settings.get("head_init", "random") == "probe":
         start = time.perf_counter()
-        init_head_from_probe(model, x_train, y_train, x_val, y_val, settings, device)
-        val = mean_auroc(y_val, predict_logits(model, x_val, settings.get("eval_batch_size", 256), device))
+        if init_head is not None:
+            init_head(model)
+        else:
+            init_head_from_probe(model, x_train, y_train, x_val, y_val, settings, device)
+        val = score_fn(y_val, predict_logits(model, x_val, settings.get("eval_batch_size", 256), device))
         history.append({"epoch": -1, "train_loss": float("nan"), "val_auroc": val,
                         "seconds": time.perf_counter() - start})
-        log(f"head from the linear probe: validation AUROC {val:.4f}")
+        log(f"head from the linear probe: validation score {val:.4f}")
         best, best_state = val, copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
     for epoch in range(int(settings["max_epochs"])):
         model.train()
@@ -137,10 +147,10 @@ def train_classifier(model: Classifier, x_train, y_train, x_val, y_val, settings
             optimizer.step()
             scheduler.step()
             losses.append(loss.detach())
-        val = mean_auroc(y_val, predict_logits(model, x_val, settings.get("eval_batch_size", 256), device))
+        val = score_fn(y_val, predict_logits(model, x_val, settings.get("eval_batch_size", 256), device))
         history.append({"epoch": epoch, "train_loss": float(torch.stack(losses).mean()), "val_auroc": val,
                         "seconds": time.perf_counter() - start})
-        log(f"epoch {epoch}: train loss {history[-1]['train_loss']:.4f}, validation AUROC {val:.4f}")
+        log(f"epoch {epoch}: train loss {history[-1]['train_loss']:.4f}, validation score {val:.4f}")
         if val > best:
             best, since_best = val, 0
             best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})

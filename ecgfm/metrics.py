@@ -154,3 +154,89 @@ def macro_auroc_ci(y_true, y_score, resamples: int, seed: int, level: float = 0.
     alpha = (1 - level) / 2
     low, high = np.quantile(boot, [alpha, 1 - alpha])
     return value, float(low), float(high)
+
+# --- metrics of an adapted model (ecgfm.adapt), weighted like AUROC above ----------------------------
+# Each takes the records' weights ([B, n] bootstrap counts, or [n]) and returns one value per row,
+# so that one count matrix gives every metric of every target the same resampled records (paired).
+def _rows(weights) -> np.ndarray:
+    return np.atleast_2d(np.asarray(weights, dtype=np.float64))
+
+
+def _ratio(num, den):
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def weighted_confusion(y_true, predicted, weights):
+    """Weighted true positives, false positives, false negatives and true negatives per row."""
+    y, p, w = np.asarray(y_true).astype(bool), np.asarray(predicted).astype(bool), _rows(weights)
+    return w @ (y & p), w @ (~y & p), w @ (y & ~p), w @ (~y & ~p)
+
+
+def weighted_threshold_metrics(y_true, probability, threshold: float, weights) -> dict:
+    """Sensitivity, specificity and F1 when predicting positive at ``probability >= threshold``."""
+    tp, fp, fn, tn = weighted_confusion(y_true, np.asarray(probability) >= threshold, weights)
+    return {"sensitivity": _ratio(tp, tp + fn), "specificity": _ratio(tn, tn + fp),
+            "F1": _ratio(2 * tp, 2 * tp + fp + fn)}
+
+
+def weighted_brier(y_true, probability, weights) -> np.ndarray:
+    w = _rows(weights)
+    return _ratio(w @ (np.asarray(probability, float) - np.asarray(y_true, float)) ** 2, w.sum(axis=1))
+
+
+def weighted_multiclass(y_true, probabilities, weights) -> dict:
+    """Macro AUROC (each class against the rest, over the classes present), accuracy and balanced
+    accuracy (mean recall over the classes present) of class indices ``y_true`` [n] and
+    probabilities [n, classes]."""
+    y, p, w = np.asarray(y_true).astype(int), np.asarray(probabilities, float), _rows(weights)
+    predicted = p.argmax(axis=1)
+    aurocs, recalls, present = [], [], []
+    for k in range(p.shape[1]):
+        is_k = y == k
+        aurocs.append(weighted_auroc(is_k, p[:, k], w))
+        support = w @ is_k
+        recalls.append(_ratio(w @ (is_k & (predicted == k)), support))
+        present.append(support > 0)
+    aurocs, recalls, present = np.array(aurocs), np.array(recalls), np.array(present)
+    defined = np.isfinite(aurocs)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        macro = np.where(defined.any(axis=0), np.where(defined, aurocs, 0.0).sum(axis=0) / defined.sum(axis=0), np.nan)
+        balanced = np.nansum(np.where(present, recalls, 0.0), axis=0) / np.maximum(present.sum(axis=0), 1)
+    return {"macro_AUROC": macro, "accuracy": _ratio(w @ (predicted == y), w.sum(axis=1)),
+            "balanced_accuracy": balanced}
+
+
+def weighted_regression(y_true, predicted, weights) -> dict:
+    """MAE, RMSE, R² (1 - residual / total sum of squares about the weighted mean) and Pearson r."""
+    y, f, w = np.asarray(y_true, float), np.asarray(predicted, float), _rows(weights)
+    total = w.sum(axis=1)
+    err = f - y
+    mean_y, mean_f = _ratio(w @ y, total), _ratio(w @ f, total)
+    ss_res = w @ err ** 2
+    dy, df = y[None, :] - mean_y[:, None], f[None, :] - mean_f[:, None]
+    ss_tot, ss_f, cov = (w * dy ** 2).sum(axis=1), (w * df ** 2).sum(axis=1), (w * dy * df).sum(axis=1)
+    return {"MAE": _ratio(w @ np.abs(err), total), "RMSE": np.sqrt(_ratio(ss_res, total)),
+            "R2": 1 - _ratio(ss_res, ss_tot), "pearson_r": _ratio(cov, np.sqrt(ss_tot * ss_f))}
+
+
+def sensitivity_threshold(y_true, y_score, sensitivity: float) -> float:
+    """The highest score threshold (predict positive at or above it) whose sensitivity on these
+    records is at least ``sensitivity``."""
+    y = np.asarray(y_true).astype(bool)
+    positives = np.sort(np.asarray(y_score, dtype=np.float64)[y])[::-1]
+    if not len(positives):
+        raise ValueError("no positive record to set a sensitivity threshold on")
+    needed = int(np.ceil(sensitivity * len(positives) - 1e-9))
+    return float(positives[max(needed, 1) - 1])
+
+
+def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The percentile interval of bootstrap values, leaving out resamples where the metric is undefined."""
+    finite = np.asarray(values, float)
+    finite = finite[np.isfinite(finite)]
+    if not len(finite):
+        return float("nan"), float("nan")
+    alpha = (1 - level) / 2
+    low, high = np.quantile(finite, [alpha, 1 - alpha])
+    return float(low), float(high)

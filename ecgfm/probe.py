@@ -67,13 +67,23 @@ def fit_probe(x_train, y_train, x_val, y_val, c_grid, max_iter: int = 1000) -> P
     zt, zv = (x_train - mean) / scale, (x_val - mean) / scale
     models, chosen, val_scores = [], [], []
     for k in range(y_train.shape[1]):
-        best = None
-        for c in sorted(c_grid):
-            model = _logistic(c, max_iter).fit(zt, y_train[:, k])
-            score = auroc(y_val[:, k], model.decision_function(zv))
-            if best is None or score > best[0]:     # ties: the smaller C (stronger regularisation)
-                best = (score, c, model)
-        val_scores.append(best[0])
-        chosen.append(best[1])
-        models.append(best[2])
+        score, c, model = choose_strength(sorted(c_grid), lambda c: _logistic(c, max_iter).fit(zt, y_train[:, k]),
+                                          lambda model: auroc(y_val[:, k], model.decision_function(zv)))
+        val_scores.append(score)
+        chosen.append(c)
+        models.append(model)
     return Probe(mean, scale, models, chosen, val_scores)
+
+
+def choose_strength(grid, fit, score):
+    """(best validation score, its strength, its fitted model) over ``grid`` in the order given,
+    strongest regularisation first: a tie keeps the earlier, more regularised one. ``fit(strength)``
+    fits on the training records, ``score(model)`` scores on the validation ones (higher is better).
+    The PTB-XL probe (C ascending) and ``ecgfm.adapt``'s heads of every kind choose this way."""
+    best = None
+    for strength in grid:
+        model = fit(strength)
+        value = score(model)
+        if best is None or value > best[0]:
+            best = (value, strength, model)
+    return best

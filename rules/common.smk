@@ -201,3 +201,41 @@ def collected_parts(wildcards):
         return expand(f"{eval_dir}/lead_subsets/{{model}}.parquet",
                       model=[best_architectures()[m]["model"] for m in config["pretrain"]["methods"]])
     return expand(f"{eval_dir}/risk/{{method}}.parquet", method=config["pretrain"]["methods"])
+
+
+# --- one's own labelled datasets (rules/datasets.smk) -----------------------------------------------
+DATASETS = config.get("datasets") or {}
+
+
+def dataset_paths(name):
+    """(ECG folder or file, labels file) of a dataset: its own, or where the demo writes them."""
+    spec = DATASETS[name]
+    if spec.get("generate"):
+        return f"{RESULTS}/raw/datasets/{name}/records", f"{RESULTS}/raw/datasets/{name}/labels.csv"
+    return spec["ecgs"], spec["labels"]
+
+
+def dataset_models(name):
+    """The models a dataset is evaluated with (in each of its modes): its encoders and, with
+    random_init, the random-init encoder of each of their architectures (fine-tuned: trained from scratch)."""
+    from ecgfm.results import describe_model
+    spec = DATASETS[name]
+    if spec["encoders"] == "best":      # each method's chosen architecture (the checkpoint)
+        encoders = [best_architectures()[m]["model"] for m in config["pretrain"]["methods"]]
+    else:
+        encoders = pretrain_grid(config) if spec["encoders"] == "grid" else list(spec["encoders"])
+    models = list(encoders)
+    if spec["random_init"]:
+        models += sorted({model_name("random", d["patch"], d["depth"], d["width"])
+                          for d in map(describe_model, encoders)})
+    return models
+
+
+def dataset_outputs():
+    return expand(f"{RESULTS}/tables/dataset_{{name}}.{{ext}}", name=list(DATASETS), ext=["csv", "md"])
+
+
+def dataset_encoder(wildcards):
+    if wildcards.model.startswith("random_"):
+        return f"{RESULTS}/datasets/encoders/{wildcards.model}/encoder.safetensors"
+    return f"{RESULTS}/pretrain/{wildcards.model}/encoder.safetensors"
