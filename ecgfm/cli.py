@@ -275,8 +275,6 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_profiles)
     _model_command(sub, "embed", "embeddings of one's own ECGs (one row per record)", cmd_embed,
                    "output .parquet: record_id, status, reason, embedding")
-    _model_command(sub, "predict", "MI / STTC / CD / HYP probabilities with a fine-tuned model", cmd_predict,
-                   "output .csv: record_id, status, reason, one probability per task")
     p = sub.add_parser("ptbxl-labels", help="one of PTB-XL's benchmark task sets as a labels file "
                                             "(record_id as ecgfm embed names the records)")
     p.add_argument("ptbxl_dir", help="a PTB-XL folder: ptbxl_database.csv, scp_statements.csv, records500/100")
