@@ -7,7 +7,7 @@ from snakemake.logging import logger
 from ecgfm.config import (classifier_spec, enabled_sources, model_name, pretrain_grid,
                           pretrain_settings, probe_settings, random_init_models, raw_dir, risk_settings,
                           raw_origin, risk_needs_variant, standardize_block, training_settings)
-from ecgfm.report import TABLE_PROTOCOLS, figure_name, table_title
+from ecgfm.report import TABLE_PROTOCOLS, figure_name, table_protocols, table_title
 
 RESULTS = config["results"]
 SOURCES = enabled_sources(config)

@@ -92,7 +92,7 @@ def test_demo_dag_evaluates_every_protocol(demo_results):
     assert set(cr["setting"]) == {f"ratio={r:g}" for r in ev["case_ratios"]}
     assert set(cr["seed"]) == set(range(ev["seeds"]))
     assert set(cr["model"]) == {c["model"] for c in best.values()} | {
-        "ViT_p{patch}_d{depth}_e{width}".format(**best["HL"])}
+        "ViT_p{patch}_d{depth}_e{width}".format(**best[ev["supervised"]["reference_method"]])}
     du = rows["data_usage"]
     assert {s: set(g["n_train"]) for s, g in du.groupby("setting")} == {
         f"usage={f:g}": {round(f * n_train)} for f in ev["data_usage"]}
