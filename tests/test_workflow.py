@@ -129,6 +129,14 @@ def test_demo_dag_writes_every_table_and_figure_from_the_result_rows(demo_result
                         & ours["metric"].isin(["AUROC", "AUPRC"])]
             if number not in (8, 9, 10, 11):     # the grid tables hold one metric and the criteria
                 assert same["ours"].sum() == pytest.approx(crit["ours"], abs=1e-4)
+        # Tables 4-5: each drop is against the same model's criteria with all the labels (Table 3's)
+        drops = ours[ours["metric"] == "criteria_drop"]
+        assert len(drops) == (len(ours[ours["metric"] == "criteria"]) if number in (4, 5) else 0), number
+        for _, drop in drops.iterrows():
+            full = test[(test["protocol"] == "finetune") & (test["model"] == drop["model"])]["value"].sum()
+            crit = ours[(ours["metric"] == "criteria") & (ours["key"] == drop["key"])
+                        & (ours["setting"] == drop["setting"])]["ours"].item()
+            assert drop["ours"] == pytest.approx((full - crit) / full, abs=1e-5)   # the CSV keeps 6 digits
     for name in ("figure3_HL", "figure4_CL", "figure4_GL"):
         assert (demo_results / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert "<svg" in (demo_results / "figures" / f"{name}.svg").read_text()[:1000]
