@@ -27,7 +27,7 @@ import pandas as pd
 
 import torch
 
-from ecgfm.model import crop_to_patches
+from ecgfm.model import crop_to_patches, fit_length
 from ecgfm.objectives import reconstruction_loss
 from ecgfm.pretrain_data import PretrainCorpus
 
@@ -71,9 +71,16 @@ def main(argv=None):
             print(f"{run.name}: no reconstruction loss (method {config['objective']['method']})")
             continue
         first, last = m["loss_recon"].head(args.window).mean(), m["loss_recon"].tail(args.window).mean()
+        reduction = config["objective"].get("reconstruction", "mean")
+        if reduction == "sum":       # per ECG summed over its masked values: back to a mean per value
+            n = fit_length(config["architecture"]["n_samples"], config["architecture"]["patch"]) // \
+                config["architecture"]["patch"]
+            masked = n - int(round(n * (1 - config["objective"]["mask_ratio"])))
+            per_value = masked * config["architecture"]["leads"] * config["architecture"]["patch"]
+            first, last = first / per_value, last / per_value
         median = (f", lead-median baseline {base['lead_median']:.4f} ({last / base['lead_median']:.0%})"
                   if "lead_median" in base else "")
-        print(f"{run.name}: targets {target_mode}, reconstruction {config['objective'].get('reconstruction', 'mean')}, "
+        print(f"{run.name}: targets {target_mode}, reconstruction {reduction} (shown per masked value), "
               f"{len(m)} steps: loss_recon {first:.4f} -> {last:.4f} (x{last / first:.2f}); zero-prediction "
               f"baseline {base['zero']:.4f} (last = {last / base['zero']:.0%} of it){median}; {base['records']} records")
 

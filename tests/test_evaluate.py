@@ -292,6 +292,13 @@ def test_selection_paper_pins_the_papers_architectures():
                                                           "HL": "HL_p60_d2_e512"}
     with pytest.raises(ValueError, match="CL_p250_d2_e1024 is not one of the pretrained models"):
         pinned_architectures({"CL": [250, 2, 1024]}, ["CL_p125_d2_e1024"])
+    import copy
+    from ecgfm.config import ConfigError, validate
+    for key, value in (("selection", "median"), ("paper_architectures", {"CL": [250, 2]})):
+        bad = copy.deepcopy(config)
+        bad["evaluation"][key] = value
+        with pytest.raises(ConfigError, match=f"evaluation.{key}"):
+            validate(bad)
 
 
 # --- models -----------------------------------------------------------------------------------------------
