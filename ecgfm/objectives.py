@@ -1,7 +1,11 @@
 """The pretraining objectives of the paper (section 3.2, equations 1-3).
 
 * ``reconstruction_loss``: L1 between predicted and true patches, on the masked patches only
-  (equation 1). Targets are the standardized signal in mV (``target: raw``), or each patch
+  (equation 1). ``reduction: mean`` (ours, the default) averages it over the masked values;
+  ``sum`` is equation 1 as written, the sum of absolute errors over each ECG's masked values
+  (averaged over the batch's ECGs), about 2 x 10^4 times larger at 12 x 2,460 samples and mask
+  ratio 0.75. Under ``loss_balance: running_mean`` the two train the same model (the scale
+  divides out); under ``none`` they set how much reconstruction weighs against InfoNCE. Targets are the standardized signal in mV (``target: raw``), or each patch
   normalised by its own mean and standard deviation per lead (``target: patch_norm``, MAE's
   "norm_pix"), which removes amplitude from the target: keep ``raw`` where amplitude carries the
   diagnosis (hypertrophy).
@@ -26,8 +30,9 @@ def contrastive_views(weights: dict) -> tuple:
                                        ("b", weights["sample"]), ("c", weights["patient"])) if on)
 
 
-def reconstruction_loss(pred, target, mask, target_mode: str = "raw", leads: int = 12):
-    """Mean L1 over masked patches. pred/target [B, N, L*P], mask [B, N] (1 = masked)."""
+def reconstruction_loss(pred, target, mask, target_mode: str = "raw", leads: int = 12, reduction: str = "mean"):
+    """L1 over masked patches: the mean over their values, or (``sum``) equation 1's sum over each
+    ECG's masked values, averaged over the batch. pred/target [B, N, L*P], mask [B, N] (1 = masked)."""
     if target_mode == "patch_norm":
         b, n, lp = target.shape
         t = target.view(b, n, leads, lp // leads)
@@ -35,6 +40,11 @@ def reconstruction_loss(pred, target, mask, target_mode: str = "raw", leads: int
         target = t.view(b, n, lp)
     elif target_mode != "raw":
         raise ValueError(f"unknown reconstruction target {target_mode!r}")
+    if reduction == "sum":
+        per_patch = (pred - target).abs().sum(dim=-1)                 # [B, N]
+        return (per_patch * mask).sum() / pred.shape[0]
+    if reduction != "mean":
+        raise ValueError(f"unknown reconstruction reduction {reduction!r}; mean or sum")
     per_patch = (pred - target).abs().mean(dim=-1)                   # [B, N]
     return (per_patch * mask).sum() / mask.sum().clamp_min(1)
 

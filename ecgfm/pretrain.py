@@ -89,14 +89,17 @@ class PretrainObjective(nn.Module):
     def forward(self, x, partner, uniform, normal, noise):
         """x [B, L, T] anchors, partner [B, L, T] (or None) another ECG of each anchor's patient,
         either as stored (float16) or float32; uniform, normal, noise from ``draw``. Returns the
-        total loss and, detached for the log, [total, *PARTS] (0 for a part the objective lacks)."""
+        objective to minimise and, detached for the log, [raw sum, objective, *PARTS]: the raw sum is
+        equation 3 on the parts as they are (what ``metrics.csv`` calls ``loss``), the objective that
+        sum balanced or learned-weighted (its ``objective``); 0 for a part the method lacks."""
         s, w, parts = self.s, self.s["weights"], {}
         x = x.float()
         if w["recon"]:
             tokens, mask, restore = self.model.forward_encoder(x, s["mask_ratio"], noise)
             pred = self.model.forward_decoder(tokens, restore)
             target = self.model.patchify(crop_to_patches(x, self.model.arch.patch))
-            parts["recon"] = reconstruction_loss(pred.float(), target, mask, s["recon_target"])
+            parts["recon"] = reconstruction_loss(pred.float(), target, mask, s["recon_target"],
+                                                 reduction=s.get("reconstruction", "mean"))
         names = self.view_names
         if names:
             sources = torch.cat([partner.float() if n == "c" else x for n in names])
@@ -109,7 +112,9 @@ class PretrainObjective(nn.Module):
         weighted = self._balanced(parts) if self.balance == "running_mean" else parts
         total = self.learned(weighted) if self.learned is not None else hybrid_loss(weighted, w)
         zero = total.new_zeros(())
-        logged = torch.stack([total.float()] + [parts[p].float() if p in parts else zero for p in PARTS])
+        raw = hybrid_loss(parts, w)
+        logged = torch.stack([raw.float(), total.float()] + [parts[p].float() if p in parts else zero
+                                                              for p in PARTS])
         return total, logged.detach()
 
     def _balanced(self, parts: dict) -> dict:
@@ -297,7 +302,10 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
         step = int(state["step"])
         print(f"resumed from {last} at step {step}", file=sys.stderr)
     metrics_path = out / "metrics.csv"
-    fields = ["step", "epoch", "lr", "loss", *[f"loss_{p}" for p in PARTS], "samples_per_s", "elapsed_s"]
+    # loss: equation 3's raw sum of the parts; objective: what the optimiser minimises (the same
+    # unless loss_balance or dynamic_weights rescale the parts; docs/pretraining.md)
+    fields = ["step", "epoch", "lr", "loss", "objective", *[f"loss_{p}" for p in PARTS], "samples_per_s",
+              "elapsed_s"]
     if rank == 0:
         rows = []
         if step and metrics_path.exists():      # drop rows past the checkpoint: they are redone
@@ -327,7 +335,7 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
     # Per-step losses stay on the device and are read back every ``log_every`` steps and before
     # every checkpoint: one synchronisation per flush instead of several per step. The finiteness
     # check runs at each flush, so a checkpoint is never written after a non-finite loss.
-    pending: list[tuple] = []      # (step index, epoch, lr, stacked losses [1 + len(PARTS)])
+    pending: list[tuple] = []      # (step index, epoch, lr, stacked losses [2 + len(PARTS)])
     metrics_file = open(metrics_path, "a", newline="") if rank == 0 else None
     metrics_writer = csv.DictWriter(metrics_file, fields) if metrics_file else None
     window = {"start": time.perf_counter(), "samples": 0}
@@ -337,8 +345,8 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
             return
         values = torch.stack([v for *_, v in pending]).tolist()
         for (index, _, _, _), row_values in zip(pending, values):
-            if not all(math.isfinite(v) for v in row_values[:1]):
-                parts_text = {p: row_values[1 + k] for k, p in enumerate(PARTS)}
+            if not all(math.isfinite(v) for v in row_values[:2]):
+                parts_text = {p: row_values[2 + k] for k, p in enumerate(PARTS)}
                 raise NonFiniteLoss(f"loss is {row_values[0]} at step {index} ({parts_text}); "
                                     f"the last good checkpoint ({last}) is kept")
         now = time.perf_counter()
@@ -346,12 +354,14 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
         if rank == 0:
             for (index, epoch, lr, _), row_values in zip(pending, values):
                 row = {"step": index + 1, "epoch": epoch, "lr": lr, "loss": row_values[0],
-                       **{f"loss_{p}": row_values[1 + k] if settings["weights"][p] else ""
+                       "objective": row_values[1],
+                       **{f"loss_{p}": row_values[2 + k] if settings["weights"][p] else ""
                           for k, p in enumerate(PARTS)},
                        "samples_per_s": rate, "elapsed_s": round(now - started, 2)}
                 metrics_writer.writerow(row)
                 if tb is not None:
-                    for key in ("loss", "lr", "samples_per_s"):
+                    for key in ("loss", "objective", *[f"loss_{p}" for p in PARTS if settings["weights"][p]],
+                                "lr", "samples_per_s"):
                         tb.add_scalar(key, row[key], index + 1)
             metrics_file.flush()
             if bar is not None:
@@ -441,7 +451,8 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
                           "dynamic_weights": bool(settings.get("dynamic_weights")),
                           "loss_balance": settings.get("loss_balance", "none"),
                           "mask_ratio": settings["mask_ratio"], "temperature": settings["temperature"],
-                          "recon_target": settings["recon_target"]},
+                          "recon_target": settings["recon_target"],
+                          "reconstruction": settings.get("reconstruction", "mean")},
             "training": {k: settings[k] for k in ("steps", "batch_size", "lr", "weight_decay",
                                                   "warmup_steps", "grad_clip", "seed")},
             "data": {"sources": corpus.sources, "records": len(corpus),

@@ -10,7 +10,7 @@ from snakemake.logging import logger
 from ecgfm.config import (classifier_spec, cpu_flags, cpu_kernel_environment, enabled_sources, model_name,
                           pretrain_grid, pretrain_settings, probe_settings, random_init_models, raw_dir, risk_settings,
                           raw_origin, risk_needs_variant, standardize_block, training_settings)
-from ecgfm.report import TABLE_PROTOCOLS, figure_name, table_title
+from ecgfm.report import TABLE_PROTOCOLS, figure_name, table_protocols, table_title
 
 RESULTS = config["results"]
 

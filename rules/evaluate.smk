@@ -145,6 +145,11 @@ checkpoint select_architectures:
         expand(f"{EVAL}/linear_probe/{{model}}.parquet", model=pretrain_grid(config)),
     output:
         f"{EVAL}/best_architectures.json",
+    params:
+        selection=config["evaluation"]["selection"],
+        pinned=config["evaluation"].get("paper_architectures", {}),
+        methods=config["pretrain"]["methods"],
+        pretrained=pretrain_grid(config),
     log:
         f"{RESULTS}/logs/eval/select_architectures.log",
     conda:

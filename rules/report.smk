@@ -15,7 +15,7 @@ localrules: table, table6, table7, lead_table, ptbxl_benchmark_table, figure, ru
 
 rule table:
     input:
-        rows=lambda wc: expand(f"{EVAL}/{{protocol}}.parquet", protocol=TABLE_PROTOCOLS[int(wc.number)]),
+        rows=lambda wc: expand(f"{EVAL}/{{protocol}}.parquet", protocol=table_protocols(int(wc.number), PROTOCOLS)),
         best=f"{EVAL}/best_architectures.json",
         published=PUBLISHED,
         scores=table_scores,

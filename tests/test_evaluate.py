@@ -1,5 +1,6 @@
 """Evaluation: metrics, subsampling, splits, probes, fine-tuning, risk decomposition, selection."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,6 +16,7 @@ from ecgfm.selection import best_architectures
 from ecgfm.subsample import case_ratio_draw, stratified_fraction
 
 TASKS = ["MI", "STTC", "CD", "HYP"]
+REPO = Path(__file__).resolve().parents[1]
 FOLDS = {"train": [1, 2, 3, 4, 5, 6, 7, 8], "validation": [9], "test": [10]}
 
 
@@ -222,7 +224,8 @@ def _probe_rows(method, values):
     for (patch, depth, width), aurocs in values.items():
         for task, v in zip(TASKS, aurocs):
             rows.append({"protocol": "linear_probe", "split": "validation", "metric": "AUROC", "method": method,
-                         "patch": patch, "depth": depth, "width": width, "task": task, "value": v})
+                         "model": f"{method}_p{patch}_d{depth}_e{width}", "patch": patch, "depth": depth,
+                         "width": width, "task": task, "value": v})
     return rows
 
 
@@ -233,15 +236,69 @@ def test_best_architecture_rule():
         (250, 2, 512): [0.78, 0.79, 0.80, 0.81],
         (250, 4, 512): [0.60, 0.95, 0.61, 0.62],
     })
-    # patch 60: median of its 8 AUROCs 0.805 > patch 250's 0.785; depth 2 beats 4 likewise
+    # patch 60: its boxes' medians (MI 0.75, STTC 0.855, CD 0.765, HYP 0.775) average 0.786 >
+    # patch 250's 0.745; depth 2 beats 4 likewise
     assert best_architectures(pd.DataFrame(rows))["HL"] == {"patch": 60, "depth": 2, "width": 512,
                                                             "model": "HL_p60_d2_e512"}
     # test-fold rows, however good, change nothing
     leak = pd.DataFrame(_probe_rows("HL", {(250, 4, 512): [1.0, 1.0, 1.0, 1.0]})).assign(split="test")
     assert best_architectures(pd.concat([pd.DataFrame(rows), leak]))["HL"]["model"] == "HL_p60_d2_e512"
-    # equal medians: the smaller range wins
-    tie = _probe_rows("CL", {(60, 2, 256): [0.7, 0.8, 0.8, 0.9], (125, 2, 256): [0.79, 0.8, 0.8, 0.81]})
+    # equal medians (0.8125 in every box): the smaller whiskers win (values exact in binary)
+    tie = _probe_rows("CL", {(60, 2, 256): [0.75] * 4, (60, 4, 256): [0.875] * 4,
+                             (125, 2, 256): [0.78125] * 4, (125, 4, 256): [0.84375] * 4})
     assert best_architectures(pd.DataFrame(tie))["CL"]["patch"] == 125
+    # the mean over tasks of the boxes' medians, not the median of all AUROCs pooled: patch 60
+    # wins one task by a lot (mean 0.8025), 125 the three others by a little (pooled median 0.76 > 0.74)
+    split = _probe_rows("GL", {(60, 2, 256): [0.99, 0.74, 0.74, 0.74], (125, 2, 256): [0.76] * 4})
+    assert best_architectures(pd.DataFrame(split), "pooled_median")["GL"]["patch"] == 125
+    assert best_architectures(pd.DataFrame(split))["GL"]["patch"] == 60
+
+
+def _papers_table8():
+    """The paper's Table 8 (AUROC of every linear probe; OOM models as NaN) as validation rows."""
+    from ecgfm.report import load_published
+    pub = load_published()
+    cells = pub[(pub.table.isin([8, 9])) & (pub.metric.isin(["AUROC", "AUPRC"]))].rename(columns={"key": "method"})
+    cells = cells.astype({"patch": int, "depth": int, "width": int})
+    return cells.assign(protocol="linear_probe", split="validation", model=[
+        f"{m}_p{p}_d{d}_e{w}" for m, p, d, w in zip(cells.method, cells.patch, cells.depth, cells.width)])
+
+
+def test_selection_rule_gives_the_papers_architectures_from_its_own_table8():
+    """Section 4.1 applied to the paper's own Table 8 must give the paper's choices (section 4.1,
+    Tables 1 and 3): CL (250, 2, 1024), GL (60, 2, 512), HL (60, 2, 512). Only our rule does; the
+    other readings' choices are the ones docs/evaluation.md lists."""
+    from ecgfm.selection import choose
+    rows = _papers_table8()
+    arch = lambda best: {m: (c["patch"], c["depth"], c["width"]) for m, c in best.items()}  # noqa: E731
+    assert arch(best_architectures(rows)) == {"CL": (250, 2, 1024), "GL": (60, 2, 512), "HL": (60, 2, 512)}
+    auroc = rows[rows.metric == "AUROC"]
+    assert arch(choose(auroc, "pooled_median")) == {"CL": (250, 8, 1024), "GL": (60, 8, 1024), "HL": (60, 2, 512)}
+    assert arch(choose(auroc, "task_vote")) == {"CL": (250, 8, 1024), "GL": (60, 2, 1024), "HL": (60, 2, 512)}
+    assert arch(best_architectures(rows, "criteria_median")) == \
+        {"CL": (250, 8, 512), "GL": (60, 8, 512), "HL": (60, 8, 512)}
+    # CL (250, 8, 1024) is one of the paper's OOM models: the pipeline refuses a choice that did not train
+    with pytest.raises(ValueError, match="CL_p250_d8_e1024, which has no validation result"):
+        best_architectures(rows, "pooled_median")
+
+
+def test_selection_paper_pins_the_papers_architectures():
+    from ecgfm.config import load_config, pretrain_grid
+    from ecgfm.selection import pinned_architectures
+    config = load_config(REPO / "config.yaml")
+    assert config["evaluation"]["selection"] == "task_medians"
+    pinned = pinned_architectures(config["evaluation"]["paper_architectures"], pretrain_grid(config))
+    assert {m: c["model"] for m, c in pinned.items()} == {"CL": "CL_p250_d2_e1024", "GL": "GL_p60_d2_e512",
+                                                          "HL": "HL_p60_d2_e512"}
+    with pytest.raises(ValueError, match="CL_p250_d2_e1024 is not one of the pretrained models"):
+        pinned_architectures({"CL": [250, 2, 1024]}, ["CL_p125_d2_e1024"])
+    import copy
+    from ecgfm.config import ConfigError, validate
+    for key, value in (("selection", "median"), ("paper_architectures", {"CL": [250, 2]})):
+        bad = copy.deepcopy(config)
+        bad["evaluation"][key] = value
+        with pytest.raises(ConfigError, match=f"evaluation.{key}"):
+            validate(bad)
 
 
 # --- models -----------------------------------------------------------------------------------------------

@@ -56,6 +56,14 @@ def test_reconstruction_loss_counts_masked_patches_only():
     target = torch.tensor([[[1.0] * 6, [2.0] * 6, [3.0] * 6, [4.0] * 6]])
     mask = torch.tensor([[0.0, 1.0, 0.0, 1.0]])
     assert reconstruction_loss(pred, target, mask, leads=2).item() == pytest.approx(3.0)   # (2 + 4) / 2
+    # equation 1 as written: the sum over the ECG's masked values, 6 x 2 + 6 x 4
+    assert reconstruction_loss(pred, target, mask, leads=2, reduction="sum").item() == pytest.approx(36.0)
+    # two ECGs: the mean over the batch of each one's sum (36 and 6 x 1 + 6 x 3 = 24)
+    pred2, target2 = torch.zeros(2, 4, 6), torch.cat([target, target])
+    mask2 = torch.tensor([[0.0, 1.0, 0.0, 1.0], [1.0, 0.0, 1.0, 0.0]])
+    assert reconstruction_loss(pred2, target2, mask2, reduction="sum").item() == pytest.approx(30.0)
+    with pytest.raises(ValueError, match="unknown reconstruction reduction"):
+        reconstruction_loss(pred, target, mask, reduction="median")
 
 
 def test_info_nce_matches_a_hand_computed_value():

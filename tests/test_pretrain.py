@@ -95,6 +95,9 @@ def test_short_training_reduces_reconstruction_and_contrastive_losses(demo_shard
     assert last.loss_recon < 0.93 * first.loss_recon      # a tiny model, 60 steps: ~10% measured
     assert last.loss_sample < 0.8 * first.loss_sample
     assert last.loss_patient < 0.8 * first.loss_patient
+    # loss is equation 3's raw sum of the parts; objective the balanced one the optimiser sees
+    assert np.allclose(m.loss, m.loss_recon + m.loss_patient + m.loss_sample, rtol=1e-5)
+    assert settings["loss_balance"] == "running_mean" and m.objective.iloc[0] == pytest.approx(3.0)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["architecture"]["patch"] == 250 and config["objective"]["weights"]["recon"] == 1.0
     assert config["data"]["records"] == len(pd.read_parquet(demo_shards / "manifest.parquet"))
@@ -185,6 +188,33 @@ def test_loss_balance_is_part_of_the_checkpointed_state(demo_shards, tmp_path, u
     assert any(not torch.equal(raw[k], bal[k]) for k in raw)
 
 
+def test_reconstruction_sum_and_mean_train_alike_when_balanced():
+    """pretrain.reconstruction: equation 1's sum is the mean times the masked values per ECG (a
+    constant at a fixed mask ratio); balanced by running means (config.yaml) the two give the
+    same objective and gradients, and only the raw sum (loss_balance: none) tells them apart."""
+    from ecgfm.model import Architecture, ECGFoundationModel
+    from ecgfm.pretrain import PretrainObjective
+    x, partner = torch.randn(4, 12, 2500), torch.randn(4, 12, 2500)
+    runs = {}
+    for reduction in ("mean", "sum"):
+        for balance in ("running_mean", "none"):
+            settings = tiny_pretrain_settings(reconstruction=reduction, loss_balance=balance)
+            torch.manual_seed(0)
+            objective = PretrainObjective(ECGFoundationModel(Architecture(**settings["architecture"])), settings)
+            loss, logged = objective(x, partner, *objective.draw(x, torch.Generator().manual_seed(1)))
+            loss.backward()
+            runs[reduction, balance] = logged, [p.grad.clone() for p in objective.parameters() if p.grad is not None]
+    arch = tiny_pretrain_settings()["architecture"]
+    n_patches = arch["n_samples"] // arch["patch"]
+    masked_values = (n_patches - round(n_patches * (1 - tiny_pretrain_settings()["mask_ratio"]))) * 12 * arch["patch"]
+    (mean_log, mean_grads), (sum_log, sum_grads) = runs["mean", "running_mean"], runs["sum", "running_mean"]
+    assert sum_log[2] == pytest.approx(masked_values * mean_log[2].item(), rel=1e-5)   # loss_recon
+    assert sum_log[1] == pytest.approx(mean_log[1].item())                            # the objective
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(mean_grads, sum_grads))
+    raw_mean, raw_sum = runs["mean", "none"][1], runs["sum", "none"][1]
+    assert not all(torch.allclose(a, b, rtol=1e-2) for a, b in zip(raw_mean, raw_sum))
+
+
 def test_a_checkpoint_made_under_other_settings_is_not_resumed(demo_shards, tmp_path, uninterrupted):
     """A rerun after a config change (here: half the steps, another learning rate) finds the old
     run's checkpoint in its folder; it must start over, not continue the other run."""
@@ -205,10 +235,10 @@ def test_non_finite_loss_stops_with_a_clear_error(demo_shards, tmp_path, monkeyp
     calls = {"n": 0}
     real = module.hybrid_loss
 
-    def poisoned(parts, weights):           # the 7th step's loss is NaN
-        calls["n"] += 1
+    def poisoned(parts, weights):           # the 7th step's objective is NaN
+        calls["n"] += 1                     # two calls a step: the objective, then the raw sum
         loss = real(parts, weights)
-        return loss * float("nan") if calls["n"] == 7 else loss
+        return loss * float("nan") if calls["n"] == 13 else loss
 
     monkeypatch.setattr(module, "hybrid_loss", poisoned)
     settings = tiny_pretrain_settings(steps=20, checkpoint_every=2)
@@ -306,5 +336,6 @@ def test_the_step_forward_is_one_graph_augmentations_included(method):
     torch._dynamo.reset()
     assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
     loss, logged = objective(x, partner, *draws)
-    assert logged.shape == (4,) and logged[0] == loss.detach()
-    assert [bool(v) for v in logged[1:]] == [bool(settings["weights"][p]) for p in ("recon", "patient", "sample")]
+    assert logged.shape == (5,) and logged[1] == loss.detach()          # [raw sum, objective, *parts]
+    assert [bool(v) for v in logged[2:]] == [bool(settings["weights"][p]) for p in ("recon", "patient", "sample")]
+    assert torch.isclose(logged[0], logged[2:].sum())                   # the 1:1:1 raw sum of the parts

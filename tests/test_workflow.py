@@ -92,7 +92,7 @@ def test_demo_dag_evaluates_every_protocol(demo_results):
     assert set(cr["setting"]) == {f"ratio={r:g}" for r in ev["case_ratios"]}
     assert set(cr["seed"]) == set(range(ev["seeds"]))
     assert set(cr["model"]) == {c["model"] for c in best.values()} | {
-        "ViT_p{patch}_d{depth}_e{width}".format(**best["HL"])}
+        "ViT_p{patch}_d{depth}_e{width}".format(**best[ev["supervised"]["reference_method"]])}
     du = rows["data_usage"]
     assert {s: set(g["n_train"]) for s, g in du.groupby("setting")} == {
         f"usage={f:g}": {round(f * n_train)} for f in ev["data_usage"]}
@@ -129,6 +129,14 @@ def test_demo_dag_writes_every_table_and_figure_from_the_result_rows(demo_result
                         & ours["metric"].isin(["AUROC", "AUPRC"])]
             if number not in (8, 9, 10, 11):     # the grid tables hold one metric and the criteria
                 assert same["ours"].sum() == pytest.approx(crit["ours"], abs=1e-4)
+        # Tables 4-5: each drop is against the same model's criteria with all the labels (Table 3's)
+        drops = ours[ours["metric"] == "criteria_drop"]
+        assert len(drops) == (len(ours[ours["metric"] == "criteria"]) if number in (4, 5) else 0), number
+        for _, drop in drops.iterrows():
+            full = test[(test["protocol"] == "finetune") & (test["model"] == drop["model"])]["value"].sum()
+            crit = ours[(ours["metric"] == "criteria") & (ours["key"] == drop["key"])
+                        & (ours["setting"] == drop["setting"])]["ours"].item()
+            assert drop["ours"] == pytest.approx((full - crit) / full, abs=1e-5)   # the CSV keeps 6 digits
     # PTB-XL's benchmark task sets: ours (each chosen encoder, the random init) beside the peers'
     bench = pd.read_csv(demo_results / "tables" / "ptbxl_benchmark.csv")
     ours = bench[bench["source"] == "ours"]
