@@ -18,6 +18,8 @@ from ecgfm.pretrain import EXIT_RESUBMIT, pretrain
 from ecgfm.pretrain_data import PatientPairSampler
 
 HERE = Path(__file__).parent
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (pinned memory, "
+                                "CUDA graphs); this machine has none")
 
 
 def test_sampler_pairs_patients_without_duplicates_and_resumes():
@@ -245,7 +247,106 @@ def test_the_corpus_in_memory_gives_the_streamed_batches_as_stored(demo_shards):
         assert got["position"] == want["position"] == item[:2]
         for key in ("anchor", "partner", "has_partner"):
             assert got[key].dtype == want[key].dtype and torch.equal(got[key], want[key]), key
+        for batch in (got, want):           # what goes to the device: contiguous blocks, no strided view
+            assert batch["anchor"].is_contiguous() and batch["partner"].is_contiguous()
     assert sampler.state_dict() == reference.state_dict()
+
+
+@needs_cuda
+def test_host_and_streamed_batches_reach_the_gpu_pinned_at_their_size(demo_shards):
+    """Host mode: the corpus registered in place (not a power-of-two block of the pinned allocator)
+    and every batch from its pinned staging buffers; streamed: the loader pins each of anchor and
+    partner at its own size (a strided view would be pinned with its strides, twice the bytes)."""
+    from ecgfm.pretrain_data import InMemoryCorpus, PairDataset, PretrainCorpus
+    corpus = PretrainCorpus([demo_shards])
+    before = torch.cuda.host_memory_stats().get("allocated_bytes.current", 0)
+    host = InMemoryCorpus(corpus, torch.device("cpu"), pin=True)
+    assert host.data.is_pinned()
+    assert torch.cuda.host_memory_stats().get("allocated_bytes.current", 0) - before < host.data.nbytes
+    sampler = PatientPairSampler(corpus.patient, corpus.shard, 16, seed=3)
+    loader = torch.utils.data.DataLoader(PairDataset(corpus), sampler=sampler, batch_size=None, pin_memory=True)
+    for batch in (next(host.batches(sampler)), next(iter(loader))):
+        for key in ("anchor", "partner"):
+            t = batch[key]
+            assert t.is_contiguous() and t.is_pinned(), key
+            assert t.untyped_storage().nbytes() <= 2 * t.nbytes, key     # its block, not the pair's
+
+
+def test_a_step_whose_outputs_are_overwritten_logs_each_steps_own_losses(demo_shards, tmp_path, monkeypatch):
+    """Under CUDA graphs (pretrain.compile reduce-overhead, max-autotune) a step's outputs live in
+    the graph's output memory, which the next replay overwrites. Here every step hands back one
+    and the same tensor, overwritten in place, as a replayed graph does: the log must still hold
+    each step's own losses, so the loop has to copy them out before the next step."""
+    import ecgfm.pretrain as module
+    real, out_memory, truth = module.train_step, [], []
+
+    def replayed(*args, **kwargs):
+        losses = real(*args, **kwargs)
+        truth.append(losses.clone())
+        if not out_memory:
+            out_memory.append(torch.empty_like(losses))
+        return out_memory[0].copy_(losses)
+
+    monkeypatch.setattr(module, "train_step", replayed)
+    pretrain(tiny_pretrain_settings(steps=8, log_every=4, checkpoint_every=8), [demo_shards], tmp_path,
+             progress=False)
+    m = pd.read_csv(tmp_path / "metrics.csv")
+    want = torch.stack(truth).double()
+    assert m["step"].tolist() == list(range(1, 9)) and len(set(m["loss"])) == 8
+    for k, column in enumerate(["loss", "loss_recon", "loss_patient", "loss_sample"]):
+        assert np.allclose(m[column].to_numpy(), want[:, k].numpy(), rtol=1e-6), column
+
+
+def test_in_memory_sizing_counts_what_is_really_allocated():
+    """The numbers of the issue: MIMIC-IV-ECG (about 800k records of 12 x 2,500 float16, 44.7 GiB)
+    through PyTorch's pinned allocator would take a 64 GiB block, above a 62.5 GiB job; registered
+    at its size it takes 44.7 GiB and its staging buffers, but two ranks on a node hold two copies;
+    the paper's 1,291,868 records (72.2 GiB) stream."""
+    from ecgfm.pretrain_data import choose_corpus_mode, corpus_memory_needs, pinned_block_bytes
+    gib, gpu, record = 2**30, torch.device("cuda", 0), 12 * 2500 * 2
+    mimic, paper, ptbxl = 800_000 * record, 1_291_868 * record, 17_418 * record
+    batch = 2 * 256 * record                                               # anchors and partners
+    assert round(mimic / gib, 1) == 44.7 and round(paper / gib, 1) == 72.2
+    assert pinned_block_bytes(mimic) == 64 * gib and pinned_block_bytes(batch) == 2**25 > batch
+    assert pinned_block_bytes(2**20) == 2**20 and pinned_block_bytes(2**20 + 1) == 2**21
+    needs = corpus_memory_needs(mimic, batch, 1)
+    assert needs == {"device": mimic + batch, "host": mimic + 2 * 2**25}
+    assert corpus_memory_needs(mimic, batch, 2)["host"] == 2 * needs["host"]
+    budget = {"device_budget_gb": 16, "host_budget_gb": 48, "batch_bytes": batch}
+    assert choose_corpus_mode("auto", mimic, gpu, ranks_per_node=1, **budget) == "host"
+    assert choose_corpus_mode("auto", mimic, gpu, ranks_per_node=2, **budget) == "stream"
+    assert choose_corpus_mode("auto", paper, gpu, ranks_per_node=1, **budget) == "stream"
+    assert choose_corpus_mode("auto", ptbxl, gpu, ranks_per_node=4, **budget) == "device"    # per GPU
+    # the device budget counts the gathered batch too
+    assert choose_corpus_mode("auto", 16 * gib - batch // 2, gpu, **budget) == "host"
+
+
+def test_the_attention_backend_is_the_configured_one(tmp_path):
+    """pretrain.attention reaches every attention of the step: on a device without the
+    memory-efficient kernel (a CPU) the step fails for want of it, and the math backend gives the
+    step of PyTorch's own choice up to rounding. A name outside the schema's list is refused."""
+    import yaml
+
+    from ecgfm.config import ConfigError, load_config
+    from ecgfm.model import Architecture, ECGFoundationModel, autocast_for
+    from ecgfm.pretrain import PretrainObjective, make_optimizer, train_step
+
+    def one_step(attention):
+        settings = {**tiny_pretrain_settings(), "attention": attention}
+        torch.manual_seed(0)
+        objective = PretrainObjective(ECGFoundationModel(Architecture(**settings["architecture"])), settings)
+        x = torch.randn(4, 12, 2500)
+        return train_step(objective, objective, make_optimizer(objective, settings, x.device), x, x.flip(0),
+                          torch.Generator().manual_seed(0), autocast_for(x.device), settings["grad_clip"])
+
+    assert torch.allclose(one_step("math"), one_step("auto"), rtol=1e-5)      # the step's losses
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="No viable backend|No available kernel"):
+            one_step("efficient")
+    overlay = tmp_path / "attention.yaml"
+    overlay.write_text(yaml.safe_dump({"pretrain": {"attention": "fast"}}))
+    with pytest.raises(ConfigError, match="pretrain.attention"):
+        load_config(HERE.parent / "config.yaml", overlay)
 
 
 def test_auto_puts_the_corpus_where_it_fits():
