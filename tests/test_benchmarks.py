@@ -1,33 +1,75 @@
-"""The pretraining benchmark runs unchanged on a CPU: its --trainer table, per input mode."""
+"""The pretraining benchmark runs unchanged on a CPU (and on a GPU, where its figures are numbers
+instead of n/a): its --trainer table per input mode, --ops, --sdpa, an out-of-memory cell."""
+import importlib.util
 import re
 import subprocess
 import sys
 
+import torch
+
 from conftest import REPO
+
+CUDA = torch.cuda.is_available()
+FIGURE = r"[\d.,]+%?" if CUDA else "n/a"          # MFU and peak GiB: figures on a GPU, n/a on a CPU
+
+
+def _benchmark(*args):
+    run = subprocess.run([sys.executable, "benchmarks/pretrain.py", *args], cwd=REPO, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run
 
 
 def test_trainer_benchmark_prints_a_row_per_model_and_input_mode():
-    run = subprocess.run([sys.executable, "benchmarks/pretrain.py", "--trainer", "--records", "120", "--patients", "80",
-                          "--steps", "6", "--batch", "8", "--workers", "1", "--models", "HL_p250_d1_e32,GL_p250_d1_e32"],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    rows = re.findall(r"^\| (\w+) \| (\w+) \| ([\d,]+) \| ([\d,]+) \| ([\d.]+) \| ([\d.]+) \| n/a \| n/a \|$",
-                      run.stdout, re.MULTILINE)
-    assert [(m, mode) for m, mode, *_ in rows] == [("HL_p250_d1_e32", "stream"), ("HL_p250_d1_e32", "device"),
-                                                    ("GL_p250_d1_e32", "stream"), ("GL_p250_d1_e32", "device")]
-    for *_, alone, trainer, ratio, gflop in rows:
-        assert int(alone.replace(",", "")) > 0 and int(trainer.replace(",", "")) > 0 and float(gflop) > 0
+    run = _benchmark("--trainer", "--records", "120", "--patients", "80", "--steps", "6", "--batch", "8",
+                     "--workers", "1", "--models", "HL_p250_d1_e32,GL_p250_d1_e32")
+    rows = re.findall(rf"^\| (\w+) \| (\w+) \| ([\d.]+) \| ([\d,]+) \| ([\d,]+) \| ([\d.]+) \| ([\d.]+) "
+                      rf"\| {FIGURE} \| {FIGURE} \|$", run.stdout, re.MULTILINE)
+    modes = ["stream", "host", "device"] if CUDA else ["stream", "device"]
+    assert [(m, mode) for m, mode, *_ in rows] == [(m, mode) for m in ("HL_p250_d1_e32", "GL_p250_d1_e32")
+                                                   for mode in modes]
+    for *_, first, alone, trainer, ratio, gflop in rows:
+        assert float(first) >= 0 and int(alone.replace(",", "")) > 0 and int(trainer.replace(",", "")) > 0
+        assert float(gflop) > 0
     assert "streamed from the shards" in run.stderr and "in device memory" in run.stderr
 
 
+def test_an_out_of_memory_cell_is_printed_as_such_and_the_table_goes_on():
+    run = _benchmark("--trainer", "--records", "60", "--patients", "40", "--steps", "2", "--batch", str(10**9),
+                     "--workers", "0", "--models", "HL_p250_d1_e32,GL_p250_d1_e32")
+    assert re.findall(r"^\| (\w+) \| \| \| OOM at batch 1000000000 \|", run.stdout, re.MULTILINE) == [
+        "HL_p250_d1_e32", "GL_p250_d1_e32"]
+
+
 def test_ops_benchmark_counts_the_operators_of_each_section_of_a_step():
-    run = subprocess.run([sys.executable, "benchmarks/pretrain.py", "--ops", "--models", "HL_p250_d1_e32,GL_p250_d1_e32"],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = _benchmark("--ops", "--models", "HL_p250_d1_e32,GL_p250_d1_e32")
+    syncs = r"\d+" if CUDA else "n/a"
     rows = {m: [int(v) for v in counts] for m, *counts in
-            re.findall(r"^\| (\w+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| n/a \|$", run.stdout, re.MULTILINE)}
+            re.findall(rf"^\| (\w+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| {syncs} \|$", run.stdout,
+                       re.MULTILINE)}
     assert set(rows) == {"HL_p250_d1_e32", "GL_p250_d1_e32"}
     for draws, forward, backward, update, total in rows.values():
         assert forward > 0 and backward > 0 and update > 0 and total == draws + forward + backward + update
     assert rows["HL_p250_d1_e32"][0] == 3          # the views' two tables and the masking noise: three draws
     assert rows["GL_p250_d1_e32"][0] == 1          # no views: the masking noise alone
+
+
+def test_sdpa_benchmark_compares_the_attention_backends():
+    run = _benchmark("--sdpa", "--models", "HL_p250_d1_e32", "--backends", "auto,efficient", "--batch", "2",
+                     "--steps", "1", "--warmup", "0")
+    (tokens, auto, efficient), = re.findall(r"^\| HL_p250_d1_e32 \| (\d+) \| ([\d,]+) \| (\S+) \|$", run.stdout,
+                                            re.MULTILINE)
+    assert int(tokens) == 10 and auto.replace(",", "").isdigit()      # a rate (0 on a loaded CPU at batch 2)
+    assert efficient != "unsupported" if CUDA else efficient == "unsupported"     # no such kernel on a CPU
+
+
+def test_the_peak_is_the_exact_devices():
+    spec = importlib.util.spec_from_file_location("benchmark_pretrain", REPO / "benchmarks" / "pretrain.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.peak_tflops("NVIDIA H100 80GB HBM3", None) == 989.5          # SXM
+    assert bench.peak_tflops("NVIDIA H100 PCIe", None) == 756.5
+    assert bench.peak_tflops("NVIDIA H100 NVL", None) == 835.5
+    assert bench.peak_tflops("NVIDIA H200", None) == 989.5
+    assert bench.peak_tflops("NVIDIA H100", None) is None                     # no name match: unknown
+    assert bench.peak_tflops(None, None) is None and bench.peak_tflops("NVIDIA H100 PCIe", 700.0) == 700.0

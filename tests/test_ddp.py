@@ -130,7 +130,7 @@ def test_launched_ranks_checkpoint_on_sigusr1_and_resume_to_the_same_weights(dem
         time.sleep(0.1)
     job.send_signal(signal.SIGUSR1)                  # to the job's process, as SLURM would
     assert job.wait(timeout=120) == 75, job.stdout.read()[-3000:]
-    step = torch.load(out / "checkpoints" / "last.pt", weights_only=False)["step"]
+    step = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)["step"]
     assert 2 <= step < 8
     resumed = _launch_job(settings, out, demo_shards)
     assert resumed.wait(timeout=300) == 0
@@ -179,7 +179,7 @@ def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(demo_shards, tmp
                             r"checkpoint written at step (\d+)", log))
     assert set(stops) == {"0", "1"} and stops["0"] == stops["1"], log[-3000:]
     step = int(stops["0"])
-    assert 2 <= step < 8 and torch.load(out / "checkpoints" / "last.pt", weights_only=False)["step"] == step
+    assert 2 <= step < 8 and torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)["step"] == step
     resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0 and f"at step {step}" in resumed.stderr, resumed.stderr[-3000:]
     for key, value in load_file(str(out / "encoder.safetensors")).items():
