@@ -10,8 +10,10 @@ optimizer, then the loop with logging, checkpoints and the stop signals.
 * AdamW (fused on CUDA), linear warmup then cosine decay, gradient clipping, bf16 autocast on
   CUDA (fp32 on CPU).
 * The corpus streams from the shards through DataLoader workers, or (``corpus_memory``) sits
-  whole in GPU or pinned host memory when it fits a budget, each batch gathered by index; records
-  stay float16 until they are on the device. Both give the same batches.
+  whole in GPU or pinned host memory when what that really takes fits a budget
+  (``pretrain_data.corpus_memory_needs``), each batch gathered by index; records stay float16
+  until they are on the device, and anchors and partners reach it as two contiguous blocks. Both
+  give the same batches.
 * Every random draw of a step (augmentations, masks) comes from a generator seeded by
   (seed, step, rank), and the data order from (seed, epoch): a resumed run is the same run. The
   draws are made before the forward (``PretrainObjective.draw``), so that the forward, views
@@ -19,12 +21,15 @@ optimizer, then the loop with logging, checkpoints and the stop signals.
 * A checkpoint (model, optimizer, scheduler, sampler position, RNG states) every
   ``checkpoint_every`` steps and at the end, written to a temporary name and renamed. Rerunning
   resumes from it by itself. SIGTERM or SIGUSR1 (SLURM's warning before a time limit or a
-  preemption) -> checkpoint at the end of the current step, then exit with code 75 (EX_TEMPFAIL)
-  so that the scheduler's retry resumes.
+  preemption) -> checkpoint at the end of the current step (under DDP: at the next flush, decided
+  by every rank together, so that all stop at the same step), then exit with code 75
+  (EX_TEMPFAIL) so that the scheduler's retry resumes.
 * A non-finite loss stops the run with ``NonFiniteLoss``; the last checkpoint stays as it was.
 * Metrics per step to ``metrics.csv`` (and TensorBoard when installed), a progress bar, samples/s.
 * DDP under torchrun: each rank draws its slice of every global batch; InfoNCE negatives are
-  gathered across ranks with gradients (``ecgfm.objectives.gather_with_grad``).
+  gathered across ranks with gradients (``ecgfm.objectives.gather_with_grad``, a functional
+  collective that the compiled step holds in its one graph). NCCL with one GPU per rank; gloo on
+  the CPU when the node has fewer GPUs than ranks.
 """
 from __future__ import annotations
 
