@@ -127,6 +127,9 @@ def check_pinned(device) -> bool:
     before = allocated()
     block = torch.empty(size, dtype=torch.uint8, pin_memory=True)
     took = allocated() - before
+    if "allocated_bytes.current" not in torch.cuda.host_memory_stats():
+        return report("pinned", False, "torch.cuda.host_memory_stats() has no allocated_bytes.current: "
+                      f"{sorted(torch.cuda.host_memory_stats())[:8]}")
     del block
 
     class Owner:
