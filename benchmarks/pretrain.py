@@ -29,10 +29,11 @@ cell: the model-only first step (compilation included) and samples/s, the traine
 analytic FLOPs per sample (``ecgfm.model.training_flops_per_sample``), the model FLOPs
 utilization against --peak-tflops (bf16 dense; by default from PEAK_BF16_TFLOPS, keyed on the
 exact device name; n/a for another device, and on a CPU) and the peak GPU memory; a cell that
-runs out of GPU memory prints OOM and the table goes on. --ops: the operators one eager step dispatches, per section (each is host work on a GPU:
-a step of many small kernels is bound by their count), and on a GPU the host synchronisations
-inside the step (torch.cuda.set_sync_debug_mode). With --grid, every cell of config.yaml's grid in the first mode of --modes, and the
-grid's total GPU-hours at the configured steps. It runs unchanged on a CPU (small sizes; a test
+runs out of GPU memory prints OOM and the table goes on. With --grid, every cell of
+config.yaml's grid in the first mode of --modes, and the grid's total GPU-hours at the configured
+steps. --ops: the operators one eager step dispatches, per section (each is host work on a GPU: a
+step of many small kernels is bound by their count), and on a GPU the host synchronisations
+inside the step (torch.cuda.set_sync_debug_mode). It runs unchanged on a CPU (small sizes; a test
 runs it) and on a GPU.
 """
 from __future__ import annotations

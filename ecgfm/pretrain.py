@@ -161,8 +161,8 @@ def train_step(objective: PretrainObjective, train_module: nn.Module, optimizer,
     """One optimizer step: the step's random numbers, the forward (``train_module``: the objective,
     or its DDP or compiled wrapper; attention on ``pretrain.attention``'s backend), backward,
     clipping, AdamW. Returns the detached losses for the log, left on the device (they may live
-    in memory that the next step overwrites: copy them to keep them). ``mark(section)``, when given, is called as each section begins (the
-    benchmark counts operators per section with it)."""
+    in memory that the next step overwrites: copy them to keep them). ``mark(section)``, when
+    given, is called as each section begins (the benchmark counts operators per section with it)."""
     mark = mark or (lambda section: None)
     mark("draws")
     draws = objective.draw(x, gen)

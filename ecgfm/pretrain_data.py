@@ -193,7 +193,8 @@ class InMemoryCorpus:
     host memory; each batch is gathered by index where it lives, with no worker process. It yields
     exactly the batches the streaming loader yields for the same sampler (tested).
 
-    ``device``: where it lives; ``pin`` (on the host, for a CUDA trainer): page-locked. It is built ``chunk`` records at a time straight into where it lives: on the device, without a
+    ``device``: where it lives; ``pin`` (on the host, for a CUDA trainer): page-locked. It is
+    built ``chunk`` records at a time straight into where it lives: on the device, without a
     whole copy in host memory first; on the host (with a GPU), as an ordinary allocation of its
     exact size that is then registered with CUDA in place (``cudaHostRegister``), not through
     PyTorch's pinned allocator, which rounds every block up to a power of two (a 44.7 GiB corpus

@@ -51,7 +51,8 @@ def test_trainer_benchmark_prints_a_row_per_model_and_input_mode():
 
 def test_an_out_of_memory_cell_is_printed_as_such_and_the_table_goes_on(capsys, monkeypatch):
     out = _in_process("pretrain", capsys, monkeypatch, "--trainer", "--records", "60", "--patients", "40",
-                      "--steps", "2", "--batch", str(10**9), "--workers", "0", "--models", "HL_p250_d1_e32,GL_p250_d1_e32")
+                      "--steps", "2", "--batch", str(10**9), "--workers", "0",
+                      "--models", "HL_p250_d1_e32,GL_p250_d1_e32")
     assert re.findall(r"^\| (\w+) \| \| \| OOM at batch 1000000000 \|", out, re.MULTILINE) == [
         "HL_p250_d1_e32", "GL_p250_d1_e32"]
 

@@ -179,7 +179,8 @@ def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step(demo_shards, tmp
                             r"checkpoint written at step (\d+)", log))
     assert set(stops) == {"0", "1"} and stops["0"] == stops["1"], log[-3000:]
     step = int(stops["0"])
-    assert 2 <= step < 8 and torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)["step"] == step
+    state = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+    assert 2 <= step < 8 and state["step"] == step
     resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0 and f"at step {step}" in resumed.stderr, resumed.stderr[-3000:]
     for key, value in load_file(str(out / "encoder.safetensors")).items():
