@@ -10,21 +10,29 @@
 #       loads and xz-compressed (about 5 MB, against 10 MB of wheels), and
 #       ptbxl-compact/, PTB-XL's 100 Hz records packed by ../shared/data/ptbxl/compact.py (about 57 MB,
 #       slightly lossy: read its docstring) with compact.py beside it. About 5 minutes on 2 cores.
-#   bash benchmarks/one_gpu.sh run quick|bench|all [--dry-run]
+#   bash benchmarks/one_gpu.sh run check|quick|bench|all [--dry-run]
 #       there, with .device carried (device run: carry [".device"]), output under $OUT (or ./one-gpu-out):
+#       check, first, in about two minutes: benchmarks/gpu_check.py (the host time of a non-blocking copy
+#       of a contiguous pinned, a strided and a pageable batch while the GPU is busy; one eager step
+#       under torch.cuda.set_sync_debug_mode("error"); what a 1.2 GiB pinned allocation takes; the
+#       trainer compiled in reduce-overhead mode for 60 steps with two flushes), then the pretraining
+#       tests on CUDA; all: check, quick, bench;
 #       quick: the quick profile end to end (standardization included), its wall time, Tables 1, 3;
-#       bench: benchmarks/pretrain.py --ops, then --trainer in each input mode, eager, then HL(60, 2, 512)
+#       bench: benchmarks/pretrain.py --ops, --sdpa (the attention backends), then --trainer in each
+#       input mode, eager, then HL(60, 2, 512)
 #       compiled (reduce-overhead: CUDA graphs) from GPU memory. Minutes, compilation included: with
 #       15 minutes of device time, quick and bench may not both fit one session.
 #       --dry-run: everything up to the work itself (unpacking, imports, snakemake --dry-run).
+#       Run check first: if it fails, what it printed says why, before quick or bench spend minutes.
 #   bash benchmarks/one_gpu.sh preflight
 #       here, after prepare, before spending device minutes: a Python 3.12 venv with the image's
 #       torch and numpy (a CUDA build of torch 2.11.0 from PyPI, about 3 GB, run on the CPU; the venv
 #       at $PREFLIGHT_VENV or /tmp/ecgfm-preflight, kept for the next preflight) and the image's other
 #       packages; then, with .device/site.tar.xz unpacked as `run` unpacks it there: `run all
 #       --dry-run`, the tests of what a run does (pretraining, the step compiled and as one graph,
-#       the quick profile at a reduced size, the benchmarks) and the trainer compiled by inductor for
-#       a few steps. 6 minutes the first time on 2 cores (the download included), 3 after.
+#       the quick profile at a reduced size, the benchmarks), the trainer compiled by inductor for
+#       a few steps, and check's CPU-possible part (the compiled trainer through two flushes; the
+#       copies, the sync check and the pinned sizes need CUDA and say so). 6 minutes the first time on 2 cores (the download included), 3 after.
 # The quick profile is sized for about 10 minutes on an H100 and one command may run 10 minutes:
 # give quick its own call; snakemake resumes where a killed run stopped (pretraining from its
 # checkpoint) if the machine is still warm.
@@ -124,6 +132,16 @@ EOF
     if [[ ! -f data/ptbxl/ptbxl_database.csv ]]; then
         "$py" "$DEVICE_DIR/compact.py" unpack "$DEVICE_DIR/ptbxl-compact" data/ptbxl
     fi
+    if [[ $what == check || $what == all ]]; then
+        if [[ $dry == --dry-run ]]; then
+            "$py" benchmarks/gpu_check.py --help > /dev/null && echo "check: ready"
+        else
+            "$py" benchmarks/gpu_check.py | tee "$out/check.txt" || echo "check: a part FAILED ($out/check.txt)"
+            "$py" -m pytest -q -p no:cacheprovider -rs tests/test_pretrain.py tests/test_ddp.py \
+                tests/test_benchmarks.py > "$out/check-tests.txt" 2>&1 || echo "check: tests failed"
+            tail -n 15 "$out/check-tests.txt"
+        fi
+    fi
     if [[ $what == quick || $what == all ]]; then
         local quick=(--profile profiles/ptbxl-gpu --scheduler greedy
                      --configfile profiles/ptbxl-gpu/ptbxl-gpu-config.yaml profiles/ptbxl-gpu/quick.yaml)
@@ -144,6 +162,7 @@ EOF
             "${bench[@]}" --help > /dev/null && echo "benchmark: ready"
         else
             "${bench[@]}" --ops | tee "$out/ops.md"
+            "${bench[@]}" --sdpa --models HL_p60_d2_e512,GL_p60_d2_e512,CL_p250_d2_e1024 | tee "$out/sdpa.md"
             "${bench[@]}" --trainer --records 20000 --patients 15000 --steps 300 | tee "$out/trainer.md"
             "${bench[@]}" --trainer --records 20000 --patients 15000 --steps 300 --modes device \
                 --models HL_p60_d2_e512 --compile reduce-overhead | tee "$out/trainer-compiled.md"
@@ -176,6 +195,9 @@ preflight() {
         tests/test_ptbxl_gpu.py tests/test_benchmarks.py tests/test_model.py tests/test_augment.py
     "$venv/bin/python" benchmarks/pretrain.py --trainer --records 400 --patients 300 --steps 12 --batch 16 \
         --modes host --models HL_p60_d2_e512 --compile default
+    # check's CPU-possible part, its CUDA graph mode included (inductor skips the graphs on a CPU)
+    "$venv/bin/python" benchmarks/gpu_check.py --model HL_p250_d1_e32 --batch 8 --records 200 --patients 150 \
+        --steps 8 --log-every 4
     rm -rf "$out"
     echo "preflight passed: python $IMAGE_PYTHON, torch $IMAGE_TORCH, numpy $IMAGE_NUMPY, the prepared site"
 }

@@ -2,34 +2,43 @@
 
     python benchmarks/pretrain.py [--batch 256] [--steps 20] [--warmup 5] [--grid]
     python benchmarks/pretrain.py --ops [--models HL_p60_d2_e512,...]
+    python benchmarks/pretrain.py --sdpa [--models ...] [--backends auto,flash,efficient,cudnn,math]
     python benchmarks/pretrain.py --trainer [--records 20000] [--patients 15000] [--steps 60]
                                   [--models HL_p60_d2_e512,...] [--modes stream,host,device]
-                                  [--workers 10] [--grid] [--peak-tflops 989]
+                                  [--workers 10] [--grid] [--peak-tflops 989.5]
                                   [--compile none|default|reduce-overhead|max-autotune]
+                                  [--attention auto|flash|efficient|cudnn|math]
 
 Model only: the trainer's own step (``ecgfm.pretrain.train_step``: the step's random numbers,
 masked reconstruction + three augmented views through the encoder, InfoNCE, backward, clipping,
-AdamW) on synthetic batches already on the device; it measures the model, not the loader. bf16 autocast on CUDA, fp32 on CPU. --grid also tries every cell of the
-paper's 81-model grid at the configured batch size and reports peak memory or OOM (GPU only).
+AdamW) on synthetic batches already on the device; it measures the model, not the loader. bf16
+autocast on CUDA, fp32 on CPU. It is timed as the trainer runs: the first step alone (with
+--compile, the compilation: reported apart as "first step s"), the warm-up steps, then the timed
+steps back to back with one synchronisation at the end, none per step, so that the trainer's
+rate over it measures the input path alone. --grid also tries every cell of the paper's 81-model
+grid at the configured batch size and reports its rate and peak memory, or OOM (GPU only).
+--sdpa: the model-only rate of each model with each backend of scaled_dot_product_attention
+(``pretrain.attention``); a backend the device lacks prints "unsupported".
 
 --trainer: writes synthetic standardized shards of --records records of --patients patients with
 the project's own writer (float16, as the standardization writes them), then runs the real
 ``ecgfm.pretrain.pretrain`` for --steps steps per model and input mode (stream: --workers loader
 processes; host: pinned host memory; device: the corpus on the training device) and prints, per
-cell: the model-only samples/s, the trainer's samples/s (steady state: the median of its logged
-windows after the first third), their ratio, the analytic FLOPs per sample
-(``ecgfm.model.training_flops_per_sample``), the model FLOPs utilization against --peak-tflops
-(bf16 dense; default by device name: H100/H200 989, A100 312; none on a CPU) and the peak GPU
-memory. --ops: the operators one eager step dispatches, per section (each is host work on a GPU:
-a step of many small kernels is bound by their count), and on a GPU the host synchronisations
-inside the step (torch.cuda.set_sync_debug_mode). With --grid, every cell of config.yaml's grid in the first mode of --modes, and the
-grid's total GPU-hours at the configured steps. It runs unchanged on a CPU (small sizes; a test
+cell: the model-only first step (compilation included) and samples/s, the trainer's samples/s
+(steady state: the median of its logged windows after the first third), their ratio, the
+analytic FLOPs per sample (``ecgfm.model.training_flops_per_sample``), the model FLOPs
+utilization against --peak-tflops (bf16 dense; by default from PEAK_BF16_TFLOPS, keyed on the
+exact device name; n/a for another device, and on a CPU) and the peak GPU memory; a cell that
+runs out of GPU memory prints OOM and the table goes on. With --grid, every cell of
+config.yaml's grid in the first mode of --modes, and the grid's total GPU-hours at the configured
+steps. --ops: the operators one eager step dispatches, per section (each is host work on a GPU: a
+step of many small kernels is bound by their count), and on a GPU the host synchronisations
+inside the step (torch.cuda.set_sync_debug_mode). It runs unchanged on a CPU (small sizes; a test
 runs it) and on a GPU.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -39,7 +48,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ecgfm.config import load_config, pretrain_grid, pretrain_settings  # noqa: E402
-from ecgfm.model import Architecture, ECGFoundationModel, autocast_for  # noqa: E402
+from ecgfm.model import ATTENTION_BACKENDS, Architecture, ECGFoundationModel, autocast_for  # noqa: E402
 from ecgfm.pretrain import PretrainObjective, compile_step, make_optimizer, train_step  # noqa: E402
 from ecgfm.results import describe_model  # noqa: E402
 
@@ -63,23 +72,58 @@ def step_parts(settings, batch, device):
     return objective, step_module, optimizer, x, partner, gen, autocast_for(device)
 
 
-def measure(settings, batch, steps, warmup, device):
-    """(median samples/s, peak GiB) of the trainer's own step (``ecgfm.pretrain.train_step``)."""
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(settings, batch, steps, warmup, device) -> dict:
+    """The trainer's own step (``ecgfm.pretrain.train_step``) as the trainer runs it: {first_s: the
+    first step (compilation included), rate: samples/s of ``steps`` steps back to back after
+    ``warmup`` more, synchronised once at the end, peak: GiB}."""
+    from ecgfm.pretrain import CUDA_GRAPH_MODES
     objective, step_module, optimizer, x, partner, gen, autocast = step_parts(settings, batch, device)
-    times = []
+    graphs = device.type == "cuda" and (settings.get("compile") or {}).get("mode") in CUDA_GRAPH_MODES
+
+    def step():
+        if graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        train_step(objective, step_module, optimizer, x, partner, gen, autocast, settings["grad_clip"])
+
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    for step in range(warmup + steps):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        train_step(objective, step_module, optimizer, x, partner, gen, autocast, settings["grad_clip"])
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if step >= warmup:
-            times.append(time.perf_counter() - t)
+    _sync(device)
+    t = time.perf_counter()
+    step()
+    _sync(device)
+    first = time.perf_counter() - t
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    elapsed = time.perf_counter() - t
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
-    return batch / statistics.median(times), peak
+    return {"first_s": first, "rate": batch * steps / elapsed, "peak": peak}
+
+
+def unless_out_of_memory(run, device):
+    """``run()``, or None when it runs out of memory (the GPU's, or on a CPU the host's): that cell's
+    tensors and compiled graphs are then released (once the exception and its frames are gone)
+    before the next cell."""
+    try:
+        return run()
+    except RuntimeError as error:           # torch.OutOfMemoryError on a GPU; the CPU allocator's own
+        if not isinstance(error, torch.OutOfMemoryError) and "can't allocate memory" not in str(error):
+            raise
+    import gc
+    torch._dynamo.reset()
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return None
 
 
 def count_ops(settings, device) -> dict:
@@ -134,16 +178,25 @@ def ops_table(args, config, device):
               + f" | {sum(counts[k] for k in sections)} | {counts.get('syncs', 'n/a')} |")
 
 
-PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}   # dense, SXM parts
+# bf16 dense tensor-core peak in TFLOP/s (NVIDIA's datasheet figures with sparsity, halved), keyed
+# on the exact name torch.cuda.get_device_name reports: an H100 is 989.5 as SXM, 756.5 as PCIe and
+# 835.5 as NVL, so a name match ("H100" in the name) would misstate two of the three
+PEAK_BF16_TFLOPS = {
+    "NVIDIA H100 80GB HBM3": 989.5,            # SXM5
+    "NVIDIA H100 PCIe": 756.5,
+    "NVIDIA H100 NVL": 835.5,
+    "NVIDIA H200": 989.5,                      # SXM
+    "NVIDIA H200 NVL": 835.5,
+    "NVIDIA A100-SXM4-80GB": 312.0,
+    "NVIDIA A100-SXM4-40GB": 312.0,
+    "NVIDIA A100 80GB PCIe": 312.0,
+    "NVIDIA A100-PCIE-40GB": 312.0,
+}
 
 
-def peak_tflops(device, given):
-    if given:
-        return given
-    if device.type != "cuda":
-        return None
-    name = torch.cuda.get_device_name(device)
-    return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+def peak_tflops(device_name: str | None, given: float | None) -> float | None:
+    """--peak-tflops when given, else the exact device's entry of PEAK_BF16_TFLOPS (None: unknown)."""
+    return given or PEAK_BF16_TFLOPS.get(device_name or "")
 
 
 def write_corpus(root: Path, records: int, patients: int, seed: int = 0, shard_size: int = 4096) -> Path:
@@ -186,39 +239,74 @@ def trainer_table(args, config, device):
     modes = args.modes.split(",") if args.modes else (["stream", "host", "device"] if device.type == "cuda"
                                                        else ["stream", "device"])
     models = pretrain_grid(config) if args.grid else args.models.split(",")
-    peak = peak_tflops(device, args.peak_tflops)
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    peak = peak_tflops(device_name, args.peak_tflops)
     steps = args.steps
+    unknown = f" (no entry for {device_name!r}: pass --peak-tflops)" if device_name and not peak else ""
     print(f"trainer: {args.records:,} records of {args.patients:,} patients; batch {batch}; {steps} steps; "
-          f"{args.workers} loader workers when streaming; compile {args.compile}; peak {peak or 'n/a'} TFLOP/s")
-    print("| model | mode | model-only samples/s | trainer samples/s | trainer / model | GFLOP/sample "
-          "| MFU | peak GiB |")
-    print("|---|---|---|---|---|---|---|---|")
-    gpu_hours = 0.0
+          f"{args.workers} loader workers when streaming; compile {args.compile}; attention {args.attention}; "
+          f"peak {peak or 'n/a'} TFLOP/s{unknown}")
+    print("| model | mode | first step s | model-only samples/s | trainer samples/s | trainer / model "
+          "| GFLOP/sample | MFU | peak GiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    gpu_hours, oom = 0.0, f"OOM at batch {batch}"
     with tempfile.TemporaryDirectory() as tmp:
         corpus = write_corpus(Path(tmp) / "corpus", args.records, args.patients)
         for name in models:
             s = settings_of(config, name)
             s.update(batch_size=batch, steps=steps, warmup_steps=max(1, steps // 10), checkpoint_every=steps,
                      log_every=max(1, steps // 12), num_workers=args.workers, tensorboard=False,
-                     compile={"mode": args.compile})
+                     compile={"mode": args.compile, "backend": "inductor"}, attention=args.attention)
             flops = training_flops_per_sample(Architecture(**s["architecture"]), s["weights"], s["mask_ratio"])
-            try:
-                alone, _ = measure(s, batch, max(5, steps // 3), 3, device)
-            except torch.cuda.OutOfMemoryError:
-                print(f"| {name} | | OOM at batch {batch} | | | | | |")
+            torch._dynamo.reset()               # each model compiled afresh, not against Dynamo's cache limit
+            alone = unless_out_of_memory(lambda: measure(s, batch, max(5, steps // 3), 3, device), device)
+            if alone is None:
+                print(f"| {name} | | | {oom} | | | {flops / 1e9:.2f} | | |", flush=True)
                 continue
             for mode in (modes[:1] if args.grid else modes):
-                rate, mem = run_trainer(s, corpus, Path(tmp) / f"{name}-{mode}", mode, device)
+                ran = unless_out_of_memory(lambda: run_trainer(s, corpus, Path(tmp) / f"{name}-{mode}", mode, device),
+                                           device)
+                if ran is None:
+                    print(f"| {name} | {mode} | {alone['first_s']:.1f} | {alone['rate']:,.0f} | {oom} | | "
+                          f"{flops / 1e9:.2f} | | |", flush=True)
+                    continue
+                rate, mem = ran
                 mfu = f"{rate * flops / (peak * 1e12):.1%}" if peak else "n/a"
                 memory = f"{mem:.1f}" if device.type == "cuda" else "n/a"
-                print(f"| {name} | {mode} | {alone:,.0f} | {rate:,.0f} | {rate / alone:.2f} | {flops / 1e9:.2f} "
-                      f"| {mfu} | {memory} |", flush=True)
+                print(f"| {name} | {mode} | {alone['first_s']:.1f} | {alone['rate']:,.0f} | {rate:,.0f} "
+                      f"| {rate / alone['rate']:.2f} | {flops / 1e9:.2f} | {mfu} | {memory} |", flush=True)
                 if args.grid:
                     full = config["pretrain"]
                     gpu_hours += full["steps"] * full["batch_size"] / rate / 3600
     if args.grid:
         print(f"grid: {len(models)} models, {gpu_hours:,.1f} GPU-hours of pretraining at "
-              f"{config['pretrain']['steps']:,} steps of {config['pretrain']['batch_size']}")
+              f"{config['pretrain']['steps']:,} steps of {config['pretrain']['batch_size']} (cells that ran)")
+
+
+def sdpa_table(args, config, device):
+    """Model-only samples/s of each model with each attention backend (``pretrain.attention``)."""
+    batch = args.batch or (config["pretrain"]["batch_size"] if device.type == "cuda" else 8)
+    backends = args.backends.split(",")
+    print(f"scaled_dot_product_attention backends, model-only samples/s; batch {batch}; "
+          f"{args.steps} steps after {args.warmup}; compile {args.compile}")
+    print("| model | tokens | " + " | ".join(backends) + " |")
+    print("|---|---|" + "---|" * len(backends))
+    for name in args.models.split(","):
+        s = settings_of(config, name)
+        s["compile"] = {"mode": args.compile, "backend": "inductor"}
+        cells = []
+        for backend in backends:
+            torch._dynamo.reset()
+            try:
+                got = unless_out_of_memory(
+                    lambda: measure({**s, "attention": backend}, batch, args.steps, args.warmup, device), device)
+            except RuntimeError as error:       # the device has no kernel of that backend for these inputs
+                if "No viable backend" not in str(error) and "No available kernel" not in str(error):
+                    raise
+                cells.append("unsupported")
+                continue
+            cells.append("OOM" if got is None else f"{got['rate']:,.0f}")
+        print(f"| {name} | {Architecture(**s['architecture']).n_patches} | " + " | ".join(cells) + " |", flush=True)
 
 
 def main():
@@ -236,7 +324,11 @@ def main():
     ap.add_argument("--workers", type=int, default=10)
     ap.add_argument("--peak-tflops", type=float, help="the device's bf16 dense peak (TFLOP/s)")
     ap.add_argument("--compile", default="none", choices=["none", "default", "reduce-overhead", "max-autotune"],
-                    help="pretrain.compile's mode for both measurements (--trainer)")
+                    help="pretrain.compile's mode for both measurements (--trainer, --sdpa)")
+    ap.add_argument("--attention", default="auto", choices=["auto", *ATTENTION_BACKENDS],
+                    help="pretrain.attention for --trainer")
+    ap.add_argument("--sdpa", action="store_true", help="model-only samples/s per attention backend")
+    ap.add_argument("--backends", default="auto," + ",".join(ATTENTION_BACKENDS), help="for --sdpa")
     args = ap.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
@@ -250,21 +342,24 @@ def main():
     if args.trainer:
         trainer_table(args, config, device)
         return
+    if args.sdpa:
+        sdpa_table(args, config, device)
+        return
     batch = args.batch or (config["pretrain"]["batch_size"] if device.type == "cuda" else 64)
     print(f"batch {batch}")
     for method, patch, depth, width in (("HL", 60, 2, 512), ("HL", 250, 2, 1024)):
         s = pretrain_settings(config, method, patch, depth, width)
-        sps, peak = measure(s, batch, args.steps, args.warmup, device)
-        print(f"HL({patch}, {depth}, {width}): {sps:,.0f} samples/s (median step of {args.steps})"
-              + (f", peak memory {peak:.1f} GiB" if device.type == "cuda" else ""))
+        got = measure(s, batch, args.steps, args.warmup, device)
+        print(f"HL({patch}, {depth}, {width}): {got['rate']:,.0f} samples/s ({args.steps} steps back to back; "
+              f"first step {got['first_s']:.2f} s)"
+              + (f", peak memory {got['peak']:.1f} GiB" if device.type == "cuda" else ""))
     if args.grid and device.type == "cuda":
         for cell in pretrain_grid(config):
             s = settings_of(config, cell)
-            try:
-                sps, peak = measure(s, batch, 3, 1, device)
-                print(f"{cell}: {sps:,.0f} samples/s, peak {peak:.1f} GiB")
-            except torch.cuda.OutOfMemoryError:
-                print(f"{cell}: OOM at batch {batch}")
+            torch._dynamo.reset()
+            got = unless_out_of_memory(lambda: measure(s, batch, 3, 1, device), device)
+            print(f"{cell}: OOM at batch {batch}" if got is None else
+                  f"{cell}: {got['rate']:,.0f} samples/s, peak {got['peak']:.1f} GiB", flush=True)
             torch.cuda.empty_cache()
 
 

@@ -156,8 +156,8 @@ def pretrain_settings(config: dict, method: str, patch: int, depth: int, width: 
     keys = ("mask_ratio", "temperature", "recon_target", "augment", "batch_size", "steps", "lr",
             "betas", "weight_decay", "warmup_steps", "grad_clip", "checkpoint_every", "log_every",
             "block_shards",
-            "num_workers", "corpus_memory", "compile", "dynamic_weights", "loss_balance", "loss_balance_momentum", "reconstruction",
-            "include_ptbxl_folds")
+            "num_workers", "corpus_memory", "compile", "attention", "dynamic_weights", "loss_balance",
+            "loss_balance_momentum", "reconstruction", "include_ptbxl_folds")
     return {
         "name": model_name(method, patch, depth, width), "method": method,
         "weights": dict(p["objectives"][method]), "seed": config["seed"],

@@ -6,7 +6,9 @@ starts ``torchrun --standalone --nproc_per_node N`` on the node it was given; ea
 :func:`ecgfm.pretrain.pretrain`, which initialises DDP from torchrun's environment (NCCL on GPUs,
 gloo on CPU). The job's process stays the parent: SIGTERM and SIGUSR1 (SLURM's warning before a
 time limit, ``scancel --signal``, preemption) are passed to torchrun as SIGTERM, which passes it
-to every rank; the ranks checkpoint and exit 75, and so does the job, so that its retry resumes.
+to every rank; the ranks agree at their next flush to stop at the same step (a signal that reached
+one rank only stops them all there), rank 0 checkpoints, they exit 75, and so does the job, so
+that its retry resumes. With fewer GPUs on the node than processes the ranks train on the CPU.
 """
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ would otherwise have to learn to reproduce.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass
 
 import torch
@@ -27,6 +28,24 @@ def autocast_for(device: torch.device):
     """The precision of every training and evaluation pass: bf16 autocast on CUDA, fp32 elsewhere."""
     return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" \
         else torch.autocast("cpu", enabled=False)
+
+
+# pretrain.attention: scaled_dot_product_attention's backend by name (auto: PyTorch chooses)
+ATTENTION_BACKENDS = {"flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION", "cudnn": "CUDNN_ATTENTION",
+                      "math": "MATH"}
+
+
+def attention_backend(name: str = "auto"):
+    """A context in which every ``scaled_dot_product_attention`` runs on the backend ``name``
+    (``pretrain.attention``); it fails there (RuntimeError: no viable backend) if the device lacks it.
+    auto: PyTorch's own choice. Our sequences are short (41 to 200 tokens), where the backends'
+    speeds differ: ``benchmarks/pretrain.py --sdpa`` compares them."""
+    if name == "auto":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    if name not in ATTENTION_BACKENDS:
+        raise ValueError(f"unknown attention backend {name!r}: auto or one of {', '.join(ATTENTION_BACKENDS)}")
+    return sdpa_kernel(getattr(SDPBackend, ATTENTION_BACKENDS[name]))
 
 
 def fit_length(n_samples: int, patch: int) -> int:

@@ -54,8 +54,12 @@ def gather_with_grad(z):
     import torch.distributed as dist
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return z, 0
-    from torch.distributed.nn.functional import all_gather
-    return torch.cat(all_gather(z), dim=0), dist.get_rank() * z.shape[0]
+    # the functional collective (autograd-aware: its backward reduce-scatters the rows' gradients
+    # back to their ranks, summed), which Dynamo captures inside the step's graph;
+    # torch.distributed.nn.functional.all_gather breaks that graph in several pieces
+    import torch.distributed._functional_collectives as collectives
+    gather = getattr(collectives, "all_gather_single_autograd", None) or collectives.all_gather_tensor_autograd
+    return gather(z.contiguous(), 0, dist.group.WORLD), dist.get_rank() * z.shape[0]
 
 
 def info_nce(z1, z2, temperature: float):

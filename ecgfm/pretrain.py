@@ -10,8 +10,10 @@ optimizer, then the loop with logging, checkpoints and the stop signals.
 * AdamW (fused on CUDA), linear warmup then cosine decay, gradient clipping, bf16 autocast on
   CUDA (fp32 on CPU).
 * The corpus streams from the shards through DataLoader workers, or (``corpus_memory``) sits
-  whole in GPU or pinned host memory when it fits a budget, each batch gathered by index; records
-  stay float16 until they are on the device. Both give the same batches.
+  whole in GPU or pinned host memory when what that really takes fits a budget
+  (``pretrain_data.corpus_memory_needs``), each batch gathered by index; records stay float16
+  until they are on the device, and anchors and partners reach it as two contiguous blocks. Both
+  give the same batches.
 * Every random draw of a step (augmentations, masks) comes from a generator seeded by
   (seed, step, rank), and the data order from (seed, epoch): a resumed run is the same run. The
   draws are made before the forward (``PretrainObjective.draw``), so that the forward, views
@@ -19,12 +21,15 @@ optimizer, then the loop with logging, checkpoints and the stop signals.
 * A checkpoint (model, optimizer, scheduler, sampler position, RNG states) every
   ``checkpoint_every`` steps and at the end, written to a temporary name and renamed. Rerunning
   resumes from it by itself. SIGTERM or SIGUSR1 (SLURM's warning before a time limit or a
-  preemption) -> checkpoint at the end of the current step, then exit with code 75 (EX_TEMPFAIL)
-  so that the scheduler's retry resumes.
+  preemption) -> checkpoint at the end of the current step (under DDP: at the next flush, decided
+  by every rank together, so that all stop at the same step), then exit with code 75
+  (EX_TEMPFAIL) so that the scheduler's retry resumes.
 * A non-finite loss stops the run with ``NonFiniteLoss``; the last checkpoint stays as it was.
 * Metrics per step to ``metrics.csv`` (and TensorBoard when installed), a progress bar, samples/s.
 * DDP under torchrun: each rank draws its slice of every global batch; InfoNCE negatives are
-  gathered across ranks with gradients (``ecgfm.objectives.gather_with_grad``).
+  gathered across ranks with gradients (``ecgfm.objectives.gather_with_grad``, a functional
+  collective that the compiled step holds in its one graph). NCCL with one GPU per rank; gloo on
+  the CPU when the node has fewer GPUs than ranks.
 """
 from __future__ import annotations
 
@@ -44,7 +49,7 @@ import torch
 from torch import nn
 
 from .augment import augment_batch, draw
-from .model import Architecture, ECGFoundationModel, autocast_for, crop_to_patches
+from .model import Architecture, ECGFoundationModel, attention_backend, autocast_for, crop_to_patches
 from .objectives import UncertaintyWeights, contrastive_views, hybrid_loss, info_nce, reconstruction_loss
 from .pretrain_data import (InMemoryCorpus, PairDataset, PatientPairSampler, PretrainCorpus,
                             choose_corpus_mode)
@@ -159,14 +164,15 @@ def compile_step(module: nn.Module, compiled: dict | None) -> nn.Module:
 def train_step(objective: PretrainObjective, train_module: nn.Module, optimizer, x, partner, gen, autocast,
                grad_clip: float, mark=None):
     """One optimizer step: the step's random numbers, the forward (``train_module``: the objective,
-    or its DDP or compiled wrapper), backward, clipping, AdamW. Returns the detached losses for the
-    log, left on the device. ``mark(section)``, when given, is called as each section begins (the
-    benchmark counts operators per section with it)."""
+    or its DDP or compiled wrapper; attention on ``pretrain.attention``'s backend), backward,
+    clipping, AdamW. Returns the detached losses for the log, left on the device (they may live
+    in memory that the next step overwrites: copy them to keep them). ``mark(section)``, when
+    given, is called as each section begins (the benchmark counts operators per section with it)."""
     mark = mark or (lambda section: None)
     mark("draws")
     draws = objective.draw(x, gen)
     mark("forward")
-    with autocast:
+    with autocast, attention_backend(objective.s.get("attention", "auto")):
         loss, losses = train_module(x, partner, *draws)
     mark("backward")
     optimizer.zero_grad(set_to_none=True)
@@ -202,7 +208,7 @@ def _atomic_save(obj, path: Path):
 
 # settings that change how a run executes but not what it computes
 EXECUTION_ONLY = ("num_workers", "log_every", "checkpoint_every", "tensorboard", "name", "corpus_memory",
-                  "compile")
+                  "compile", "attention")
 
 
 def training_identity(settings: dict) -> dict:
@@ -230,23 +236,37 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
+def training_device(local_rank: int, local_ranks: int) -> torch.device:
+    """cuda:LOCAL_RANK when every rank of this node has a GPU of its own, else the CPU (DDP then
+    runs on gloo): more processes than GPUs (``pretrain.resources.processes`` on a smaller node, a
+    test's two ranks on a one-GPU machine) would otherwise ask for a device that does not exist."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus and local_ranks <= gpus:
+        return torch.device("cuda", local_rank)
+    if gpus and local_rank == 0:
+        print(f"{local_ranks} processes on this node and {gpus} GPU(s): training on the CPU (gloo)",
+              file=sys.stderr)
+    return torch.device("cpu")
+
+
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")     # pretrain.compile modes that add CUDA graphs
+
+
 def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provenance: dict | None = None,
              progress: bool = True) -> dict:
     """Train one model; writes encoder.safetensors, config.json, metrics.csv, checkpoints/last.pt."""
     # --- distributed, device, seeds ---------------------------------------------------------------
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    local_ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    device = training_device(int(os.environ.get("LOCAL_RANK", "0")), local_ranks)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
     if distributed:
         import torch.distributed as dist
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         rank, world = dist.get_rank(), dist.get_world_size()
     else:
         rank, world = 0, 1
-    if torch.cuda.is_available():
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        device = torch.device("cuda", local)
-        torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
     seed = int(settings["seed"])
     torch.manual_seed(seed)
     np.random.seed(seed)
@@ -334,25 +354,45 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
 
     # Per-step losses stay on the device and are read back every ``log_every`` steps and before
     # every checkpoint: one synchronisation per flush instead of several per step. The finiteness
-    # check runs at each flush, so a checkpoint is never written after a non-finite loss.
-    pending: list[tuple] = []      # (step index, epoch, lr, stacked losses [2 + len(PARTS)])
+    # check runs at each flush, so a checkpoint is never written after a non-finite loss. Each
+    # step's losses are copied into ``logged``, the loop's own buffer: a step's outputs may live in
+    # memory that the next step overwrites (a CUDA graph replays into the same output memory).
+    pending: list[tuple] = []      # (step index, epoch, lr); their losses: logged[:len(pending)]
+    logged = torch.zeros((settings["log_every"], 2 + len(PARTS)), device=device)   # loss, objective, parts
     metrics_file = open(metrics_path, "a", newline="") if rank == 0 else None
     metrics_writer = csv.DictWriter(metrics_file, fields) if metrics_file else None
     window = {"start": time.perf_counter(), "samples": 0}
 
-    def flush():
+    def flush() -> bool:
+        """The pending rows to the log; True when the run stops here. Under DDP every rank takes
+        both decisions together (one all-reduce per flush): a stop signal that reached one rank,
+        or a non-finite loss on one rank, stops every rank at the same step. A rank that left
+        alone would leave the others waiting on a collective that never completes (under NCCL
+        the host runs steps ahead of the device), until torchrun kills them, checkpoint lost."""
+        values = logged[:len(pending)].tolist() if pending else []
+        bad = next((k for k, row_values in enumerate(values)
+                    if not all(math.isfinite(v) for v in row_values[:2])), None)
+        stopping = stop.signum is not None
+        if distributed:
+            flags = torch.tensor([float(bad is not None), float(stopping)], device=device)
+            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+            any_bad, stopping = (bool(v) for v in flags.tolist())
+        else:
+            any_bad = bad is not None
+        if bad is not None:
+            index, row_values = pending[bad][0], values[bad]
+            parts_text = {p: row_values[2 + k] for k, p in enumerate(PARTS)}
+            raise NonFiniteLoss(f"loss is {row_values[0]} at step {index} ({parts_text}); "
+                                f"the last good checkpoint ({last}) is kept")
+        if any_bad:
+            raise NonFiniteLoss(f"a non-finite loss on another rank by step {step - 1}; "
+                                f"the last good checkpoint ({last}) is kept")
         if not pending:
-            return
-        values = torch.stack([v for *_, v in pending]).tolist()
-        for (index, _, _, _), row_values in zip(pending, values):
-            if not all(math.isfinite(v) for v in row_values[:2]):
-                parts_text = {p: row_values[2 + k] for k, p in enumerate(PARTS)}
-                raise NonFiniteLoss(f"loss is {row_values[0]} at step {index} ({parts_text}); "
-                                    f"the last good checkpoint ({last}) is kept")
+            return stopping
         now = time.perf_counter()
         rate = round(window["samples"] / max(now - window["start"], 1e-9), 1)
         if rank == 0:
-            for (index, epoch, lr, _), row_values in zip(pending, values):
+            for (index, epoch, lr), row_values in zip(pending, values):
                 row = {"step": index + 1, "epoch": epoch, "lr": lr, "loss": row_values[0],
                        "objective": row_values[1],
                        **{f"loss_{p}": row_values[2 + k] if settings["weights"][p] else ""
@@ -369,11 +409,13 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
                 bar.set_postfix(loss=f"{values[-1][0]:.4f}", sps=rate)
         pending.clear()
         window.update(start=now, samples=0)
+        return stopping
 
     # --- the loop -----------------------------------------------------------------------------------
     memory, corpus_bytes = settings.get("corpus_memory") or {}, corpus.nbytes()
-    mode = choose_corpus_mode(memory.get("mode", "auto"), corpus_bytes, device,
-                              memory.get("device_gb", 16), memory.get("host_gb", 64))
+    batch_bytes = 2 * settings["batch_size"] * corpus_bytes // len(corpus)      # anchors and partners
+    mode = choose_corpus_mode(memory.get("mode", "auto"), corpus_bytes, device, memory.get("device_gb", 16),
+                              memory.get("host_gb", 48), batch_bytes, local_ranks)
     in_memory = None
     if mode == "stream":
         loader = torch.utils.data.DataLoader(
@@ -381,7 +423,8 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
             pin_memory=device.type == "cuda", persistent_workers=False,
             prefetch_factor=4 if settings["num_workers"] else None)
     else:                       # the corpus in memory: batches gathered by index, no worker
-        in_memory = InMemoryCorpus(corpus, device if mode == "device" else torch.device("cpu"))
+        in_memory = InMemoryCorpus(corpus, device if mode == "device" else torch.device("cpu"),
+                                   pin=mode == "host" and device.type == "cuda")
     if rank == 0:
         print(f"corpus: {len(corpus)} records, {corpus_bytes / 2**30:.2f} GiB as stored, "
               f"{'streamed from the shards' if mode == 'stream' else 'in ' + mode + ' memory'}",
@@ -395,6 +438,7 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
         from tqdm import tqdm
         bar = tqdm(total=steps, initial=step, desc=f"pretrain {settings['name']}", unit="step",
                    mininterval=2)
+    graphs = device.type == "cuda" and (settings.get("compile") or {}).get("mode") in CUDA_GRAPH_MODES
     started = time.perf_counter()
     window["start"] = started
     try:
@@ -407,31 +451,37 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
             if in_memory is not None:
                 in_memory.copied()
             gen.manual_seed(seed * 1_000_003 + step * 7919 + rank)
+            if graphs:                  # a new step: the last one's graph outputs may be overwritten
+                torch.compiler.cudagraph_mark_step_begin()
             losses = train_step(objective, train_module, optimizer, x, partner, gen, autocast,
                                 settings["grad_clip"])
+            logged[len(pending)].copy_(losses)
             scheduler.step()
             step += 1
             epoch, index = batch["position"]
             sampler_state = {"epoch": int(epoch), "batch": int(index) + 1, "seed": seed}
-            pending.append((step - 1, int(epoch), scheduler.get_last_lr()[0], losses))
+            pending.append((step - 1, int(epoch), scheduler.get_last_lr()[0]))
             window["samples"] += x.shape[0] * world
             checkpoint_due = step % settings["checkpoint_every"] == 0 or step == steps
-            if checkpoint_due or stop.signum is not None or step % settings["log_every"] == 0:
-                flush()
-            if checkpoint_due:
+            # under DDP the stop decision is taken at the flushes only, by every rank together
+            stopping = False
+            if checkpoint_due or step % settings["log_every"] == 0 or len(pending) == len(logged) \
+                    or (not distributed and stop.signum is not None):
+                stopping = flush()
+            if checkpoint_due or stopping:
                 save_checkpoint()
-            if stop.signum is not None:
-                save_checkpoint()
-                print(f"signal {stop.signum}: checkpoint written at step {step}; exiting for resubmission",
+            if stopping:
+                if distributed:
+                    dist.barrier()      # rank 0 has written the checkpoint before any rank leaves
+                cause = f"signal {stop.signum}" if stop.signum is not None else "a stop signal on another rank"
+                print(f"rank {rank}: {cause}: checkpoint written at step {step}; exiting for resubmission",
                       file=sys.stderr)
                 sys.exit(EXIT_RESUBMIT)
     finally:
         stop.restore()
-    flush()
-    if metrics_file is not None:
-        metrics_file.close()
-    if bar is not None:
-        bar.close()
+        for closing in (metrics_file, bar, tb):     # on every exit: the end, a stop, an error
+            if closing is not None:
+                closing.close()
 
     # --- outputs --------------------------------------------------------------------------------------
     summary = {}

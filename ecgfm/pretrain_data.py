@@ -172,28 +172,42 @@ class PatientPairSampler:
             self.epoch, self.batch = self.epoch + 1, 0
 
 
+def gather_order(pairs: np.ndarray) -> np.ndarray:
+    """The records of a batch's ``pairs`` [B, 2] in the order they are gathered: the B anchors,
+    then the B partners, so that each is one contiguous block of the gathered tensor."""
+    return np.ascontiguousarray(np.asarray(pairs).T).reshape(-1)
+
+
 def pair_batch(data: torch.Tensor, pairs: np.ndarray, position) -> dict:
-    """{anchor, partner, has_partner, position} from the records of ``pairs`` (anchor, partner)."""
-    data = data.view(len(pairs), 2, *data.shape[1:])
-    return {"anchor": data[:, 0], "partner": data[:, 1],
+    """{anchor, partner, has_partner, position} from the records of ``pairs`` gathered in
+    ``gather_order``. Anchors and partners are contiguous halves of ``data``: a strided view
+    (every other record) would be pinned with its strides, twice its bytes, and go to the GPU
+    through a pageable staging copy that blocks the host."""
+    b = len(pairs)
+    return {"anchor": data[:b], "partner": data[b:],
             "has_partner": torch.from_numpy(pairs[:, 0] != pairs[:, 1]), "position": position}
 
 
 class InMemoryCorpus:
     """The whole corpus as one tensor, as stored (float16), on the training device or in pinned
     host memory; each batch is gathered by index where it lives, with no worker process. It yields
-    exactly the batches the streaming loader yields for the same sampler (tested)."""
+    exactly the batches the streaming loader yields for the same sampler (tested).
 
-    def __init__(self, corpus: PretrainCorpus, device: torch.device, chunk: int = 2048):
-        pin = device.type == "cpu" and torch.cuda.is_available()
-        self.data = None
+    ``device``: where it lives; ``pin`` (on the host, for a CUDA trainer): page-locked. It is
+    built ``chunk`` records at a time straight into where it lives: on the device, without a
+    whole copy in host memory first; on the host (with a GPU), as an ordinary allocation of its
+    exact size that is then registered with CUDA in place (``cudaHostRegister``), not through
+    PyTorch's pinned allocator, which rounds every block up to a power of two (a 44.7 GiB corpus
+    would take 64 GiB)."""
+
+    def __init__(self, corpus: PretrainCorpus, device: torch.device, pin: bool = False, chunk: int = 2048):
+        first = torch.from_numpy(corpus.read([0]))
+        self.data = torch.empty((len(corpus), *first.shape[1:]), dtype=first.dtype, device=device)
         for start in range(0, len(corpus), chunk):
             part = torch.from_numpy(corpus.read(np.arange(start, min(start + chunk, len(corpus)))))
-            if self.data is None:
-                self.data = torch.empty((len(corpus), *part.shape[1:]), dtype=part.dtype, pin_memory=pin)
-            self.data[start:start + len(part)] = part
-        if device.type != "cpu":
-            self.data = self.data.to(device)
+            self.data[start:start + len(part)].copy_(part)
+        if pin:                         # host memory for a CUDA trainer
+            register_pinned(self, self.data)
         self._staging: list[torch.Tensor] = []        # two pinned buffers, used in turn
         self._events: list = [None, None]             # the copy out of each, once queued
         self._turn = 1
@@ -202,7 +216,7 @@ class InMemoryCorpus:
         """Batches from the sampler's current position on, as the streaming loader gives them."""
         for epoch, index, pairs in sampler:
             pairs = np.asarray(pairs)
-            flat = torch.from_numpy(pairs.reshape(-1))
+            flat = torch.from_numpy(gather_order(pairs))
             if self.data.device.type != "cpu":
                 # through pinned memory: a copy from pageable memory may wait for the GPU to drain
                 data = self.data.index_select(0, flat.pin_memory().to(self.data.device, non_blocking=True))
@@ -233,15 +247,44 @@ class InMemoryCorpus:
             self._events[self._turn] = event
 
 
+def register_pinned(owner, tensor: torch.Tensor) -> None:
+    """Page-lock ``tensor``'s memory in place for CUDA (its copies to the GPU then run without the
+    host), for as long as ``owner`` lives: unregistered before the memory is freed."""
+    import weakref
+    cudart = torch.cuda.cudart()
+    code = int(cudart.cudaHostRegister(tensor.data_ptr(), tensor.nbytes, 0))   # cudaHostRegisterDefault
+    if code:
+        raise RuntimeError(f"cudaHostRegister of the in-memory corpus ({tensor.nbytes / 2**30:.1f} GiB) "
+                           f"failed with CUDA error {code}: lower pretrain.corpus_memory.host_gb or stream")
+    weakref.finalize(owner, lambda t: cudart.cudaHostUnregister(t.data_ptr()), tensor)
+
+
+def pinned_block_bytes(nbytes: int) -> int:
+    """What PyTorch's caching host allocator (``pin_memory=True``) takes for a block of ``nbytes``:
+    the next power of two."""
+    return 1 << max(0, int(nbytes) - 1).bit_length()
+
+
+def corpus_memory_needs(nbytes: int, batch_bytes: int, ranks_per_node: int = 1) -> dict:
+    """Bytes that each in-memory mode really allocates: ``device``, per GPU (the corpus and one
+    gathered batch); ``host``, per node (every rank's own copy of the corpus, registered at its
+    exact size, and its two pinned staging buffers, each rounded up by the allocator). A batch is
+    ``batch_bytes``: its anchors and partners as stored."""
+    return {"device": nbytes + batch_bytes,
+            "host": ranks_per_node * (nbytes + 2 * pinned_block_bytes(batch_bytes))}
+
+
 def choose_corpus_mode(mode: str, nbytes: int, device: torch.device, device_budget_gb: float,
-                       host_budget_gb: float) -> str:
-    """``auto``: the training device's memory when the corpus fits its budget, then (with a GPU)
-    pinned host memory within its budget, else streaming from the shards."""
+                       host_budget_gb: float, batch_bytes: int = 0, ranks_per_node: int = 1) -> str:
+    """``auto``: the training device's memory when what it takes there fits its budget (per GPU),
+    then (with a GPU) pinned host memory when every rank's share fits the node's budget, else
+    streaming from the shards (``corpus_memory_needs``)."""
     if mode != "auto":
         return mode
-    if nbytes <= device_budget_gb * 2**30:
+    needs = corpus_memory_needs(nbytes, batch_bytes, ranks_per_node)
+    if needs["device"] <= device_budget_gb * 2**30:
         return "device"
-    if device.type == "cuda" and nbytes <= host_budget_gb * 2**30:
+    if device.type == "cuda" and needs["host"] <= host_budget_gb * 2**30:
         return "host"
     return "stream"
 
@@ -255,5 +298,5 @@ class PairDataset(torch.utils.data.Dataset):
     def __getitem__(self, item):
         epoch, batch, pairs = item
         pairs = np.asarray(pairs)
-        data = torch.from_numpy(self.corpus.read(pairs.reshape(-1)))   # [2B, L, T], as stored
+        data = torch.from_numpy(self.corpus.read(gather_order(pairs)))   # [2B, L, T], as stored
         return pair_batch(data, pairs, (epoch, batch))

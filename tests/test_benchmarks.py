@@ -1,33 +1,104 @@
-"""The pretraining benchmark runs unchanged on a CPU: its --trainer table, per input mode."""
+"""The pretraining benchmark runs unchanged on a CPU (and on a GPU, where its figures are numbers
+instead of n/a): its --trainer table per input mode, --ops, --sdpa, an out-of-memory cell."""
+import importlib.util
 import re
 import subprocess
 import sys
 
+import torch
+
 from conftest import REPO
+
+CUDA = torch.cuda.is_available()
+MFU = r"(?:[\d.]+%|n/a)" if CUDA else "n/a"       # n/a on a GPU without a PEAK_BF16_TFLOPS entry too
+GIB = r"[\d.]+" if CUDA else "n/a"
+
+
+def _module(name):
+    """A script of benchmarks/ imported by its path, to run in this process (no interpreter start)."""
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _in_process(name, capsys, monkeypatch, *args):
+    monkeypatch.setattr(sys, "argv", [f"{name}.py", *args])
+    _module(name).main()
+    return capsys.readouterr().out
+
+
+def _benchmark(*args):
+    run = subprocess.run([sys.executable, "benchmarks/pretrain.py", *args], cwd=REPO, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run
 
 
 def test_trainer_benchmark_prints_a_row_per_model_and_input_mode():
-    run = subprocess.run([sys.executable, "benchmarks/pretrain.py", "--trainer", "--records", "120", "--patients", "80",
-                          "--steps", "6", "--batch", "8", "--workers", "1", "--models", "HL_p250_d1_e32,GL_p250_d1_e32"],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    rows = re.findall(r"^\| (\w+) \| (\w+) \| ([\d,]+) \| ([\d,]+) \| ([\d.]+) \| ([\d.]+) \| n/a \| n/a \|$",
-                      run.stdout, re.MULTILINE)
-    assert [(m, mode) for m, mode, *_ in rows] == [("HL_p250_d1_e32", "stream"), ("HL_p250_d1_e32", "device"),
-                                                    ("GL_p250_d1_e32", "stream"), ("GL_p250_d1_e32", "device")]
-    for *_, alone, trainer, ratio, gflop in rows:
-        assert int(alone.replace(",", "")) > 0 and int(trainer.replace(",", "")) > 0 and float(gflop) > 0
+    run = _benchmark("--trainer", "--records", "120", "--patients", "80", "--steps", "6", "--batch", "8",
+                     "--workers", "1", "--models", "HL_p250_d1_e32,GL_p250_d1_e32")
+    rows = re.findall(rf"^\| (\w+) \| (\w+) \| ([\d.]+) \| ([\d,]+) \| ([\d,]+) \| ([\d.]+) \| ([\d.]+) "
+                      rf"\| {MFU} \| {GIB} \|$", run.stdout, re.MULTILINE)
+    modes = ["stream", "host", "device"] if CUDA else ["stream", "device"]
+    assert [(m, mode) for m, mode, *_ in rows] == [(m, mode) for m in ("HL_p250_d1_e32", "GL_p250_d1_e32")
+                                                   for mode in modes]
+    for *_, first, alone, trainer, ratio, gflop in rows:
+        assert float(first) >= 0 and int(alone.replace(",", "")) > 0 and int(trainer.replace(",", "")) > 0
+        assert float(gflop) > 0
     assert "streamed from the shards" in run.stderr and "in device memory" in run.stderr
 
 
+def test_an_out_of_memory_cell_is_printed_as_such_and_the_table_goes_on(capsys, monkeypatch):
+    out = _in_process("pretrain", capsys, monkeypatch, "--trainer", "--records", "60", "--patients", "40",
+                      "--steps", "2", "--batch", str(10**9), "--workers", "0",
+                      "--models", "HL_p250_d1_e32,GL_p250_d1_e32")
+    assert re.findall(r"^\| (\w+) \| \| \| OOM at batch 1000000000 \|", out, re.MULTILINE) == [
+        "HL_p250_d1_e32", "GL_p250_d1_e32"]
+
+
 def test_ops_benchmark_counts_the_operators_of_each_section_of_a_step():
-    run = subprocess.run([sys.executable, "benchmarks/pretrain.py", "--ops", "--models", "HL_p250_d1_e32,GL_p250_d1_e32"],
-                         cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = _benchmark("--ops", "--models", "HL_p250_d1_e32,GL_p250_d1_e32")
+    syncs = r"\d+" if CUDA else "n/a"
     rows = {m: [int(v) for v in counts] for m, *counts in
-            re.findall(r"^\| (\w+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| n/a \|$", run.stdout, re.MULTILINE)}
+            re.findall(rf"^\| (\w+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| (\d+) \| {syncs} \|$", run.stdout,
+                       re.MULTILINE)}
     assert set(rows) == {"HL_p250_d1_e32", "GL_p250_d1_e32"}
     for draws, forward, backward, update, total in rows.values():
         assert forward > 0 and backward > 0 and update > 0 and total == draws + forward + backward + update
     assert rows["HL_p250_d1_e32"][0] == 3          # the views' two tables and the masking noise: three draws
     assert rows["GL_p250_d1_e32"][0] == 1          # no views: the masking noise alone
+
+
+def test_sdpa_benchmark_compares_the_attention_backends(capsys, monkeypatch):
+    out = _in_process("pretrain", capsys, monkeypatch, "--sdpa", "--models", "HL_p250_d1_e32", "--backends",
+                      "auto,efficient", "--batch", "2", "--steps", "1", "--warmup", "0")
+    (tokens, auto, efficient), = re.findall(r"^\| HL_p250_d1_e32 \| (\d+) \| ([\d,]+) \| (\S+) \|$", out,
+                                            re.MULTILINE)
+    assert int(tokens) == 10 and auto.replace(",", "").isdigit()      # a rate (0 on a loaded CPU at batch 2)
+    assert efficient != "unsupported" if CUDA else efficient == "unsupported"     # no such kernel on a CPU
+
+
+def test_the_peak_is_the_exact_devices():
+    bench = _module("pretrain")
+    assert bench.peak_tflops("NVIDIA H100 80GB HBM3", None) == 989.5          # SXM
+    assert bench.peak_tflops("NVIDIA H100 PCIe", None) == 756.5
+    assert bench.peak_tflops("NVIDIA H100 NVL", None) == 835.5
+    assert bench.peak_tflops("NVIDIA H200", None) == 989.5
+    assert bench.peak_tflops("NVIDIA H100", None) is None                     # no name match: unknown
+    assert bench.peak_tflops(None, None) is None and bench.peak_tflops("NVIDIA H100 PCIe", 700.0) == 700.0
+
+
+def test_gpu_check_answers_each_question_or_says_it_needs_cuda(capsys):
+    """benchmarks/gpu_check.py (one_gpu.sh check) at a toy size: on a CPU the copies, the sync check
+    and the pinned sizes say they need CUDA; the trainer runs through two flushes (eager here, to
+    stay fast: preflight runs it compiled)."""
+    code = _module("gpu_check").main(["--model", "GL_p250_d1_e32", "--batch", "4", "--records", "60",
+                                      "--patients", "40", "--steps", "4", "--log-every", "2",
+                                      "--compile", "none"])      # compiled: test_pretrain's, and preflight
+    out = capsys.readouterr().out
+    assert code == 0, out
+    parts = dict(re.findall(r"^check (\w+): (ok|skipped|FAILED):", out, re.MULTILINE))
+    want = "ok" if CUDA else "skipped"
+    assert parts == {"copies": want, "syncs": want, "pinned": want, "compiled": "ok"}, out
+    assert "4 distinct finite losses logged" in out
