@@ -31,7 +31,7 @@ def run_snakemake(*args, timeout=480):
 def demo_results(tmp_path_factory):
     """The whole demo DAG (profiles/demo), run once per session in a temporary results folder."""
     results = tmp_path_factory.mktemp("demo-results")
-    run = run_snakemake("--profile", "profiles/demo", "--config", f"results={results}")
+    run = run_snakemake("--profile", "profiles/demo", "--config", f"results={results}", timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
     return results
 

@@ -61,11 +61,14 @@ def test_rule_graph_picture_is_the_workflows(demo_results):
 
 
 # How far a demo figure may move between machines, as measured (docs/results.md#across-machines):
-# the same commit, the CPU kernels of another x86-64 CPU, other thread counts and another job order.
-# The demo pins the AVX2 kernels (`cpu_kernels: avx2`), so on most x86-64 machines it gives the
-# README's figures exactly; where a site's environment or another CPU changes them, they move by
-# less than this, and the claims the README makes from them hold as tested here.
-DEMO_TOLERANCE = 0.03
+# the same code under the CPU kernels of another x86-64 CPU and under other thread counts moved
+# GL's per-task AUROCs by up to 0.042 and every margin over random init by up to 0.005. The demo
+# pins the AVX2 kernels (`cpu_kernels: avx2`), so most x86-64 machines give the README's figures;
+# where a site's environment, another CPU or another thread count changes them, they stay within
+# these tolerances and inside the run's own bootstrap intervals, and the claims the README makes
+# from them hold as tested here.
+CELL_TOLERANCE = 0.05      # one task's AUROC
+MEAN_TOLERANCE = 0.03      # a mean over the four tasks (the margins, Table 3's means)
 TASKS = ("MI", "STTC", "CD", "HYP")
 
 
@@ -98,13 +101,13 @@ def test_readme_table1_holds_in_the_demo(demo_results):
         cells = table[(table["key"] == run_key) & (table["metric"] == "AUROC")].set_index("task")
         for task, readme_value in zip(TASKS, aurocs):
             ours, low, high = cells.loc[task, ["ours", "ci_low", "ci_high"]]
-            assert abs(ours - readme_value) <= DEMO_TOLERANCE, (key, task, readme_value, ours)
+            assert abs(ours - readme_value) <= CELL_TOLERANCE, (key, task, readme_value, ours)
             assert low <= readme_value <= high, (key, task, readme_value, (low, high))
         if key == "random":
             continue
         run = table[(table["key"] == key) & (table["metric"] == "mean_auroc_vs_random")].iloc[0]
         assert margin[1] > 0 and run["ci_low"] > 0, (key, "the README says the intervals exclude zero", run)
-        assert abs(run["ours"] - margin[0]) <= DEMO_TOLERANCE, (key, margin, run["ours"])
+        assert abs(run["ours"] - margin[0]) <= MEAN_TOLERANCE, (key, margin, run["ours"])
         assert run["ci_low"] <= margin[0] <= run["ci_high"], (key, margin, (run["ci_low"], run["ci_high"]))
 
 
@@ -124,4 +127,4 @@ def test_readme_table3_figures_hold_in_the_demo(demo_results):
     ours = [mean_auroc(table, k) for k in ("HL", "CL", "GL")] + [mean_auroc(probe, k) for k in ("HL", "CL", "GL")] \
         + [mean_auroc(table, "ViT@HL"), mean_auroc(table, "ResNet50")]
     for name, q, o in zip(["HL", "CL", "GL", "probe HL", "probe CL", "probe GL", "ViT", "ResNet50"], quoted, ours):
-        assert abs(q - o) <= DEMO_TOLERANCE, (name, q, o)
+        assert abs(q - o) <= MEAN_TOLERANCE, (name, q, o)
