@@ -95,7 +95,8 @@ def test_quick_profile_runs_end_to_end_on_cpu_at_a_reduced_size(tmp_path):
     assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
     tables = results / "tables"
     assert {p.name for p in tables.glob("*.csv")} == {"table1.csv", "table3.csv", "table6.csv", "table7.csv",
-                                                    "table8.csv", "table9.csv", "table10.csv", "table11.csv"}
+                                                    "table8.csv", "table9.csv", "table10.csv", "table11.csv",
+                                                    "ptbxl_benchmark.csv"}
     one = pd.read_csv(tables / "table1.csv")
     ours = one[(one.metric == "AUROC")].groupby("key")["model"].first().to_dict()
     assert ours == {"GL": "GL_p60_d1_e32", "CL": "CL_p250_d1_e32", "HL": "HL_p60_d1_e32",
