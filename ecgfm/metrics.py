@@ -65,6 +65,17 @@ def auprc(y_true, y_score) -> float:
     return float(weighted_auprc(y_true, y_score, np.ones(len(y_true)))[0])
 
 
+def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The percentile interval of bootstrap values, leaving out resamples where the metric is undefined."""
+    finite = np.asarray(values, float)
+    finite = finite[np.isfinite(finite)]
+    if not len(finite):
+        return float("nan"), float("nan")
+    alpha = (1 - level) / 2
+    low, high = np.quantile(finite, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
 def bootstrap_ci(y_true, y_score, resamples: int, seed: int, level: float = 0.95) -> dict:
     """Point value and percentile bootstrap interval of AUROC and AUPRC over records.
 
@@ -78,13 +89,7 @@ def bootstrap_ci(y_true, y_score, resamples: int, seed: int, level: float = 0.95
     out = {}
     for name, fn in (("AUROC", weighted_auroc), ("AUPRC", weighted_auprc)):
         value = float(fn(y_true, y_score, np.ones(n))[0])
-        if resamples:
-            boot = fn(y_true, y_score, counts)
-            boot = boot[np.isfinite(boot)]
-            alpha = (1 - level) / 2
-            low, high = (np.quantile(boot, [alpha, 1 - alpha]) if len(boot) else (np.nan, np.nan))
-        else:
-            low = high = np.nan
+        low, high = percentile_interval(fn(y_true, y_score, counts), level) if resamples else (np.nan, np.nan)
         out[name] = (value, float(low), float(high))
     return out
 
@@ -103,10 +108,7 @@ def paired_auroc_difference(y_true, scores_a, scores_b, resamples: int, seed: in
                     - weighted_auroc(y_true[:, k], scores_b[:, k], weights) for k in range(tasks)], axis=0)
     if not resamples:
         return float(diff[0]), float("nan"), float("nan")
-    boot = diff[1:][np.isfinite(diff[1:])]
-    alpha = (1 - level) / 2
-    low, high = np.quantile(boot, [alpha, 1 - alpha])
-    return float(diff[0]), float(low), float(high)
+    return (float(diff[0]), *percentile_interval(diff[1:], level))
 
 
 def f1_threshold(y_true, y_score) -> float:
@@ -148,12 +150,7 @@ def macro_auroc_ci(y_true, y_score, resamples: int, seed: int, level: float = 0.
         per_class = np.stack([weighted_auroc(y_true[:, c], y_score[:, c], counts) for c in range(k)])
         macro = per_class.mean(axis=0)
         kept.append(macro[np.isfinite(macro)])
-    boot = np.concatenate(kept)[:resamples]
-    if not len(boot):
-        return value, float("nan"), float("nan")
-    alpha = (1 - level) / 2
-    low, high = np.quantile(boot, [alpha, 1 - alpha])
-    return value, float(low), float(high)
+    return (value, *percentile_interval(np.concatenate(kept)[:resamples], level))
 
 # --- metrics of an adapted model (ecgfm.adapt), weighted like AUROC above ----------------------------
 # Each takes the records' weights ([B, n] bootstrap counts, or [n]) and returns one value per row,
@@ -229,14 +226,3 @@ def sensitivity_threshold(y_true, y_score, sensitivity: float) -> float:
         raise ValueError("no positive record to set a sensitivity threshold on")
     needed = int(np.ceil(sensitivity * len(positives) - 1e-9))
     return float(positives[max(needed, 1) - 1])
-
-
-def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """The percentile interval of bootstrap values, leaving out resamples where the metric is undefined."""
-    finite = np.asarray(values, float)
-    finite = finite[np.isfinite(finite)]
-    if not len(finite):
-        return float("nan"), float("nan")
-    alpha = (1 - level) / 2
-    low, high = np.quantile(finite, [alpha, 1 - alpha])
-    return float(low), float(high)
