@@ -226,8 +226,7 @@ def dataset_models(name):
         encoders = pretrain_grid(config) if spec["encoders"] == "grid" else list(spec["encoders"])
     models = list(encoders)
     if spec["random_init"]:
-        models += sorted({model_name("random", d["patch"], d["depth"], d["width"])
-                          for d in map(describe_model, encoders)})
+        models += sorted({_arch_of("random", describe_model(e)) for e in encoders})
     return models
 
 
