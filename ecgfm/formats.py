@@ -142,26 +142,19 @@ def _dicom_number(item, keyword: str):
         raise RecordError(f"DICOM {keyword} {value!r} is not a number") from None
 
 
-def dicom_channel_unit(channel) -> str | None:
-    """The voltage unit of a channel (``uV``, ``mV``, ``V``) as physical values are to be read, or
-    None when its samples have no defined voltage scale: no Channel Sensitivity (PS3.3 C.10.9.1.4.2:
-    present only where the samples represent defined, not arbitrary, units), no Channel Sensitivity
-    Units Sequence item, or a unit that is not a voltage."""
+def dicom_channel_unit(channel) -> tuple[str | None, str]:
+    """The voltage unit of a channel (``uV``, ``mV``, ``V``) as physical values are to be read, and
+    what to call it in the record's channel list; the unit is None when its samples have no defined
+    voltage scale: no Channel Sensitivity (PS3.3 C.10.9.1.4.2: present only where the samples
+    represent defined, not arbitrary, units), no Channel Sensitivity Units Sequence item, or a unit
+    that is not a voltage (then the note is its code)."""
     if _dicom_number(channel, "ChannelSensitivity") is None:
-        return None
+        return None, "no ChannelSensitivity: arbitrary units"
     units = channel.get("ChannelSensitivityUnitsSequence") or []
     if len(units) == 0:
-        return None
-    return _UNITS.get(str(units[0].get("CodeValue", "")).strip().lower())
-
-
-def _dicom_unit_note(channel) -> str:
-    if _dicom_number(channel, "ChannelSensitivity") is None:
-        return "no ChannelSensitivity: arbitrary units"
-    units = channel.get("ChannelSensitivityUnitsSequence") or []
-    if len(units) == 0:
-        return "no ChannelSensitivityUnitsSequence"
-    return str(units[0].get("CodeValue", "no unit code"))
+        return None, "no ChannelSensitivityUnitsSequence"
+    unit = _UNITS.get(str(units[0].get("CodeValue", "")).strip().lower())
+    return unit, unit or str(units[0].get("CodeValue", "no unit code"))
 
 
 def read_dicom(path) -> RawRecord:
@@ -195,9 +188,10 @@ def read_dicom(path) -> RawRecord:
     if not channels:
         raise RecordError(f"multiplex group {index} has no Channel Definition Sequence (003A,0200): "
                           f"its channels are unknown")
-    if len(channels) != size(index)[0]:
+    n_channels = size(index)[0]
+    if len(channels) != n_channels:
         raise RecordError(f"multiplex group {index}: {len(channels)} channel definitions for "
-                          f"{size(index)[0]} channels (Number of Waveform Channels)")
+                          f"{n_channels} channels (Number of Waveform Channels)")
     try:
         raw = multiplex_array(ds, index, as_raw=True)
     except (AttributeError, ValueError, KeyError, TypeError) as exc:
@@ -205,8 +199,8 @@ def read_dicom(path) -> RawRecord:
     columns, names, units, found = [], [], [], []
     for k, ch in enumerate(channels):
         name = dicom_lead_name(ch) or str(ch.get("ChannelLabel") or f"channel {k + 1}")
-        unit = dicom_channel_unit(ch)
-        found.append(f"{name} ({unit or _dicom_unit_note(ch)})")
+        unit, note = dicom_channel_unit(ch)
+        found.append(f"{name} ({note})")
         if unit is None:
             continue
         sensitivity = _dicom_number(ch, "ChannelSensitivity")

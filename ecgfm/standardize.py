@@ -247,13 +247,14 @@ def standardize_record(signal: np.ndarray, fs: float, lead_names: list[str], uni
         raise RejectRecord(f"too short: {duration:.2f} s < {min_seconds:g} s")
     failed = []
     start, stop = used_span(n_orig, fs, settings)
-    nan_mask = np.isnan(x[:, start:stop])
+    nan_anywhere = np.isnan(x)
+    nan_mask = nan_anywhere[:, start:stop]
     n_nan = int(nan_mask.sum())
     if n_nan:
         run = longest_run(nan_mask)
         if run > qc.max_nan_run_s * fs:
             failed.append(f"NaN run of {run} samples ({run / fs:.2f} s) > {qc.max_nan_run_s:g} s")
-    if np.isnan(x).any():
+    if nan_anywhere.any():
         x = interpolate_nans(x, settings.leads)
     used = x[:, start:stop]
     std = used.std(axis=-1)
