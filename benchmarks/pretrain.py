@@ -81,9 +81,9 @@ def measure(settings, batch, steps, warmup, device) -> dict:
     """The trainer's own step (``ecgfm.pretrain.train_step``) as the trainer runs it: {first_s: the
     first step (compilation included), rate: samples/s of ``steps`` steps back to back after
     ``warmup`` more, synchronised once at the end, peak: GiB}."""
-    from ecgfm.pretrain import CUDA_GRAPH_MODES
+    from ecgfm.pretrain import uses_cuda_graphs
     objective, step_module, optimizer, x, partner, gen, autocast = step_parts(settings, batch, device)
-    graphs = device.type == "cuda" and (settings.get("compile") or {}).get("mode") in CUDA_GRAPH_MODES
+    graphs = uses_cuda_graphs(settings, device)
 
     def step():
         if graphs:

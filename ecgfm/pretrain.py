@@ -252,6 +252,11 @@ def training_device(local_rank: int, local_ranks: int) -> torch.device:
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")     # pretrain.compile modes that add CUDA graphs
 
 
+def uses_cuda_graphs(settings: dict, device) -> bool:
+    """Whether the compiled step replays CUDA graphs (whose outputs the next replay overwrites)."""
+    return device.type == "cuda" and (settings.get("compile") or {}).get("mode") in CUDA_GRAPH_MODES
+
+
 def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provenance: dict | None = None,
              progress: bool = True) -> dict:
     """Train one model; writes encoder.safetensors, config.json, metrics.csv, checkpoints/last.pt."""
@@ -438,7 +443,7 @@ def pretrain(settings: dict, source_dirs: list, out_dir, ptbxl_dir=None, provena
         from tqdm import tqdm
         bar = tqdm(total=steps, initial=step, desc=f"pretrain {settings['name']}", unit="step",
                    mininterval=2)
-    graphs = device.type == "cuda" and (settings.get("compile") or {}).get("mode") in CUDA_GRAPH_MODES
+    graphs = uses_cuda_graphs(settings, device)
     started = time.perf_counter()
     window["start"] = started
     try:

@@ -142,12 +142,16 @@ def table_scores(wildcards):
     same test records: their probes' scores."""
     if wildcards.number != "1":
         return []
-    models = [m for c in best_architectures().values() for m in (c["model"], _arch_of("random", c))]
-    return expand(f"{RESULTS}/eval/linear_probe/{{model}}.scores.parquet", model=sorted(set(models)))
+    return expand(f"{RESULTS}/eval/linear_probe/{{model}}.scores.parquet", model=best_with_random())
 
 
 def _arch_of(kind, choice):
     return model_name(kind, choice["patch"], choice["depth"], choice["width"])
+
+
+def best_with_random():
+    """Each method's chosen encoder and the random init of its architecture, sorted."""
+    return sorted({m for c in best_architectures().values() for m in (c["model"], _arch_of("random", c))})
 
 
 def stress_models():
@@ -181,8 +185,7 @@ def risk_pretrain_settings(wildcards):
 def benchmark_parts(wildcards):
     """PTB-XL's benchmark task sets: each method's chosen encoder and the random init of its
     architecture."""
-    models = {m for c in best_architectures().values() for m in (c["model"], _arch_of("random", c))}
-    return expand(f"{RESULTS}/eval/ptbxl_benchmark/{{model}}.parquet", model=sorted(models))
+    return expand(f"{RESULTS}/eval/ptbxl_benchmark/{{model}}.parquet", model=best_with_random())
 
 
 def collected_parts(wildcards):
