@@ -209,7 +209,7 @@ def fit_head(x_train, y_train, x_val, y_val, targets: list[Target], settings: di
     mean = x_train.mean(axis=0).astype(np.float64)
     scale = x_train.std(axis=0).astype(np.float64)
     scale[scale == 0] = 1.0
-    zt, zv = (x_train - mean) / scale, (x_val - mean) / scale
+    zt = (x_train - mean) / scale
     weights, biases, strengths, scores = [], [], {}, {}
     for k, t in enumerate(targets):
         lt, lv = np.isfinite(y_train[:, k]), np.isfinite(y_val[:, k])
@@ -484,9 +484,8 @@ def adapt(encoder_dir, ecgs, labels, out=None, *, mode: str = "probe", targets=N
         split_rule = (f"grouped by {'patient_id' if 'patient_id' in used else 'record'}, label-stratified "
                       f"{'/'.join(f'{f:g}' for f in settings['split'])}, seed {seed}")
     check_split_classes(y, split, target_list)
-    for name in ("test",):
-        if not (split == name).any():
-            raise LabelsError(f"no record in {name} (split: {split_rule})")
+    if not (split == "test").any():
+        raise LabelsError(f"no record in test (split: {split_rule})")
     z = np.stack(records["embedding"].to_numpy()[used["row"].to_numpy()]).astype(np.float32)
     tr, va, te = (split == "train"), (split == "val"), (split == "test")
 
