@@ -6,7 +6,8 @@ Writes --records synthetic ECGs (ecgfm.demo, 500 Hz, 10 s) as a WFDB folder, as 
 file (400 Hz) and as standardized shards, then times the command's whole path (reading,
 standardization with QC, 7 s CODE exams zero-padded
 (--pad-short), batching, the encoder, writing the Parquet file), in process so that the
-interpreter's start-up is not counted. Without --model a random-init encoder of
+interpreter's start-up is not counted; the WFDB folder once read in the command's process and once
+by --threads reading processes (`--workers`). Without --model a random-init encoder of
 --architecture is used: the throughput does not depend on the weights.
 """
 from __future__ import annotations
@@ -63,13 +64,15 @@ def main():
         standardize_source(make_reader("wfdb", tmp / "wfdb", "bench"), tmp / "shards", "bench", Settings(),
                            shard_size=256, threads=1, progress=False)
         print(f"model {model}, {args.threads} threads, {args.records} records per input")
-        for name, path in (("WFDB folder (500 Hz)", tmp / "wfdb"), ("CODE-style HDF5 (400 Hz)", code),
-                           ("standardized shards", tmp / "shards")):
+        workers = str(args.threads)
+        for name, path, readers in (("WFDB folder (500 Hz)", tmp / "wfdb", "1"),
+                                    (f"  read by {workers} processes", tmp / "wfdb", workers),
+                                    ("CODE-style HDF5 (400 Hz)", code, "1"), ("standardized shards", tmp / "shards", "1")):
             times = []
             for _ in range(args.repeats):
                 start = time.perf_counter()
                 assert cli(["embed", "--model", str(model), "--input", str(path), "--out", str(tmp / "e.parquet"),
-                            "--quiet", "--device", "cpu", "--pad-short"]) == 0
+                            "--quiet", "--device", "cpu", "--pad-short", "--workers", readers]) == 0
                 times.append(time.perf_counter() - start)
             t = statistics.median(times)
             print(f"{name:<26} {args.records / t:8.1f} records/s (median of {args.repeats}: {t:.2f} s)")

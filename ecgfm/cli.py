@@ -115,7 +115,7 @@ def _input_options(args):
     from .inference import InputOptions
     return InputOptions(fs=args.fs, unit=args.unit, keep_flagged=args.keep_flagged, pad_short=args.pad_short,
                         leads=InputOptions.parse_leads(args.leads), window_stride_s=args.window_stride,
-                        per_window=args.per_window)
+                        per_window=args.per_window, workers=args.workers)
 
 
 def cmd_embed(args) -> int:
@@ -229,6 +229,8 @@ def _model_command(sub, name, help_text, func, out_help):
                    help="slide windows of the model's length this far apart over longer records and average "
                         "them (default: the centre window)")
     p.add_argument("--per-window", action="store_true", help="with --window-stride: one row per window")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="processes that read and standardize the files (default: one per core; 1: none)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

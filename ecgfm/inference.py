@@ -38,6 +38,7 @@ exist, a folder without records, an unreadable HDF5 file) stops it with ``InputE
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -49,6 +50,8 @@ from .leads import normalize_lead_name
 from .readers import Item, RecordError, WFDBFolderReader, code_signal, parse_xml, segment_headers
 from .standardize import RejectRecord, Settings, standardize_record
 from .wfdb import WfdbError
+
+log = logging.getLogger(__name__)
 
 CODE_LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
 LEAD_COLUMNS = ("leads_present", "leads_derived", "leads_zeroed")
@@ -67,6 +70,7 @@ class InputOptions:
     leads: str | tuple = "all"          # "all", "available", or the lead names the user has
     window_stride_s: float | None = None    # slide windows this far apart over longer records
     per_window: bool = False            # one output row per window instead of their mean
+    workers: int | None = None          # processes reading and standardizing files (None: one per core)
 
     @staticmethod
     def parse_leads(text: str) -> str | tuple:
@@ -144,22 +148,93 @@ def failure_reason(exc: Exception, root=None) -> str:
     return reason
 
 
+def _read_one(reader, item, settings: Settings, options: InputOptions) -> Outcome:
+    """One item of ``reader``, read and standardized; whatever it raises is its row's reason."""
+    try:
+        raw = reader.load(item)
+        return _standardize(item.record_id, raw.signal, raw.fs, raw.lead_names, raw.unit, settings,
+                            options, raw.meta.get("channels"))
+    except Exception as exc:        # each file is its own failure domain
+        return Outcome(item.record_id, None, failure_reason(exc, getattr(reader, "root", None)))
+
+
+# Reading in worker processes: files go out in chunks of this many; at most this many chunks per
+# worker are in flight (read ahead of the consumer), which bounds the memory held; inputs with
+# fewer files than one chunk per worker are read in this process (a pool would cost more).
+READ_CHUNK = 64
+READ_AHEAD_PER_WORKER = 4
+_worker_args: tuple = ()
+
+
+def _init_reader(*args) -> None:
+    global _worker_args
+    _worker_args = args
+
+
+def _read_chunk(items: list) -> list[Outcome]:
+    reader, settings, options = _worker_args
+    return [_read_one(reader, item, settings, options) for item in items]
+
+
+def read_workers(options: InputOptions) -> int:
+    """How many processes read the files: ``options.workers``, or one per core this process may use
+    (1, this process alone, where processes cannot be forked)."""
+    import multiprocessing as mp
+    if "fork" not in mp.get_all_start_methods():
+        return 1
+    if options.workers is not None:
+        return max(1, int(options.workers))
+    import os
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _read_parallel(reader, items: list, settings: Settings, options: InputOptions,
+                   workers: int) -> Iterator[Outcome]:
+    """The outcomes of ``items`` in their order, read by ``workers`` forked processes a chunk at a
+    time, with a bounded number of chunks read ahead. Should a worker die (a reader's C library
+    crashing), the chunks not yet returned are read in this process, as without workers."""
+    import multiprocessing as mp
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+    chunks = deque(items[start:start + READ_CHUNK] for start in range(0, len(items), READ_CHUNK))
+    pending = deque()
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_init_reader,
+                               initargs=(reader, settings, options))
+    try:
+        while chunks or pending:
+            while chunks and len(pending) < workers * READ_AHEAD_PER_WORKER:
+                chunk = chunks.popleft()
+                pending.append((chunk, pool.submit(_read_chunk, chunk)))
+            chunk, future = pending.popleft()
+            try:
+                outcomes = future.result()
+            except BrokenProcessPool:
+                log.warning("a reading process died; the remaining %d files are read in this process",
+                            len(chunk) + sum(map(len, chunks)) + sum(len(c) for c, _ in pending))
+                for chunk in [chunk, *(c for c, _ in pending), *chunks]:
+                    yield from (_read_one(reader, item, settings, options) for item in chunk)
+                return
+            yield from outcomes
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _reader_records(reader, settings: Settings, options: InputOptions) -> tuple[int, Iterator[Outcome]]:
     """Any reader (``items()`` / ``load(item)``); metadata rows without a waveform come out as
-    rejected records, and so does every record whose reading or standardizing raises."""
+    rejected records, and so does every record whose reading or standardizing raises. Files are
+    read by ``read_workers(options)`` processes where there are enough of them."""
     items, missing = reader.items()
-    root = getattr(reader, "root", None)
+    workers = read_workers(options)
 
     def gen():
         for record_id, reason in missing:
             yield Outcome(str(record_id), None, reason)
-        for item in items:
-            try:
-                raw = reader.load(item)
-                yield _standardize(item.record_id, raw.signal, raw.fs, raw.lead_names, raw.unit, settings,
-                                   options, raw.meta.get("channels"))
-            except Exception as exc:        # each file is its own failure domain
-                yield Outcome(item.record_id, None, failure_reason(exc, root))
+        if workers > 1 and len(items) >= workers * READ_CHUNK:
+            yield from _read_parallel(reader, items, settings, options, workers)
+        else:
+            for item in items:
+                yield _read_one(reader, item, settings, options)
     return len(items) + len(missing), gen()
 
 

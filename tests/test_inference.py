@@ -210,3 +210,62 @@ def test_embed_goes_through_a_folder_of_good_and_broken_files_of_every_format(de
     assert dict(frame["status"]) == {record_id: status for record_id, (status, _) in expected.items()}
     ok = sum(status == "ok" for status, _ in expected.values())
     assert f"{ok} records embedded, {len(expected) - ok} rejected" in run.stderr
+
+
+def _outcomes(path, options):
+    from ecgfm.inference import open_input
+    preprocessing = {"fs": 250, "seconds": 10.0, "leads": list(CANONICAL)}
+    _, total, outcomes = open_input(path, preprocessing, options)
+    rows = [(o.record_id, o.reason, None if o.ecg is None else o.ecg.tobytes()) for o in outcomes]
+    assert len(rows) == total
+    return rows
+
+
+CANONICAL = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+
+
+def test_reading_in_worker_processes_gives_the_same_rows_in_the_same_order(tmp_path, monkeypatch):
+    """Files read by 2 forked processes, 2 files a chunk: every row (id, reason, samples) and their
+    order as read in one process, broken files of every format included."""
+    from ecg_files import write_mixed_folder
+    from ecgfm import inference
+    from ecgfm.demo import make_patients, synth_ecg
+    rng = np.random.default_rng(7)
+    expected = write_mixed_folder(tmp_path / "in", synth_ecg(make_patients(1, rng)[0], 500, 10.0, rng))
+    serial = _outcomes(tmp_path / "in", inference.InputOptions(workers=1))
+    monkeypatch.setattr(inference, "READ_CHUNK", 2)
+    parallel = _outcomes(tmp_path / "in", inference.InputOptions(workers=2))
+    assert sorted(r[0] for r in serial) == sorted(expected)
+    assert parallel == serial
+
+
+class _DiesInAWorker:
+    """A reader whose files kill the process reading them, unless it is the parent: a C library
+    crashing inside a reading process."""
+
+    def __init__(self, inner, parent):
+        self.inner, self.parent = inner, parent
+
+    def items(self):
+        return self.inner.items()
+
+    def load(self, item):
+        import os
+        if os.getpid() != self.parent and item.record_id.endswith("3"):
+            os._exit(1)
+        return self.inner.load(item)
+
+
+def test_a_reading_process_that_dies_costs_no_record(wfdb_folder, monkeypatch, caplog):
+    """A worker that dies mid-run: the files it had not returned are read in this process, and
+    every record still comes out once, in order, as without workers."""
+    import os
+
+    from ecgfm import inference
+    reader = inference.FileReader(wfdb_folder)
+    serial = _outcomes(_DiesInAWorker(reader, os.getpid()), inference.InputOptions(workers=1))
+    monkeypatch.setattr(inference, "READ_CHUNK", 4)
+    parallel = _outcomes(_DiesInAWorker(reader, os.getpid()), inference.InputOptions(workers=2))
+    assert any(r[0].endswith("3") for r in serial)
+    assert parallel == serial
+    assert "a reading process died" in caplog.text

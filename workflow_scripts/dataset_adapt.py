@@ -12,7 +12,7 @@ sm = snakemake  # noqa: F821  (injected by Snakemake)
 log_to(sm.log[0])
 spec, out = sm.params.spec, Path(sm.output[0])
 options = InputOptions(leads=InputOptions.parse_leads(spec["leads"]), window_stride_s=spec["window_stride_s"],
-                       pad_short=spec["pad_short"])
+                       pad_short=spec["pad_short"], workers=sm.threads)
 frames = []
 for mode in spec["modes"]:
     model = adapt(Path(sm.input.encoder).parent, sm.input.ecgs, sm.input.labels, out.parent / mode, mode=mode,
