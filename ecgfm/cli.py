@@ -105,8 +105,20 @@ def cmd_ptbxl_labels(args) -> int:
 
 def _summary(frame, out, what) -> None:
     rejected = frame[frame["status"] == "rejected"]
-    print(f"{frame.attrs['format']}: {len(frame) - len(rejected)} records {what}, {len(rejected)} rejected "
+    if "window" in frame:            # one row per window: a left-out window is a row of its own
+        windows, rejected = rejected[rejected["window"].notna()], rejected[rejected["window"].isna()]
+        left_out = (len(windows), windows["record_id"].nunique())
+    elif "windows_left_out" in frame:
+        counts = frame["windows_left_out"].fillna(0)
+        left_out = (int(counts.sum()), int((counts > 0).sum()))
+    else:
+        left_out = (0, 0)
+    records = frame["record_id"].nunique() if "window" in frame else len(frame)
+    print(f"{frame.attrs['format']}: {records - len(rejected)} records {what}, {len(rejected)} rejected "
           f"-> {out}", file=sys.stderr)
+    if left_out[0]:
+        print(f"  {left_out[0]} windows of {left_out[1]} records left out by quality checks (see reason)",
+              file=sys.stderr)
     for reason, count in rejected["reason"].value_counts().head(10).items():
         print(f"  rejected x{count}: {reason}", file=sys.stderr)
 

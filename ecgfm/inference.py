@@ -30,6 +30,10 @@ with the model's preprocessing (rate, duration, lead order, mV) and the default 
   ending at the last sample) is embedded and the record's output is the mean over its windows
   (embeddings, or probabilities), or one row per window with ``per_window``. A shorter record is
   rejected, or zero-padded when ``pad_short`` (7 s or more, as the CODE-15% corpus was), flagged.
+* **Quality checks** judge the samples that are used: the centre crop, or each window. A window
+  that fails is left out of the record's mean (``windows`` counts those used, ``windows_left_out``
+  the others, and the row's ``reason`` says which and why); with ``per_window`` it is a row of its
+  own with ``status = rejected`` and its reason. A record is rejected when every window fails.
 
 A record that cannot be read or fails a check gets ``status = rejected`` and its reason; it is
 listed, never dropped. Each file is its own failure domain: whatever its reader raises becomes
@@ -88,7 +92,9 @@ class Outcome:
     ecg: np.ndarray | None              # [leads, samples], or [windows, leads, samples]; None when rejected
     reason: str = ""                    # why rejected, or the QC flags of a kept record
     leads: dict = field(default_factory=dict)    # leads_present / leads_derived / leads_zeroed
-    starts: list | None = None          # window starts (s), when windowed
+    starts: list | None = None          # window starts (s) of the windows in ``ecg``, when windowed
+    left_out: list = field(default_factory=list)    # (start s, reason) of each window a check left out
+    window_note: str = ""               # what the left-out windows failed, for the record's row
 
 
 def settings_for(preprocessing: dict, options: InputOptions = InputOptions()) -> Settings:
@@ -133,8 +139,11 @@ def _standardize_checked(record_id, signal, fs, lead_names, unit, settings, opti
     notes = [qc["qc_failed"]] if qc.get("qc_failed") else []
     if qc.get("qc_padded_samples"):
         notes.append(f"zero-padded {qc['qc_padded_samples']} samples to {settings.seconds:g} s")
+    left_out = qc.get("windows_left_out", [])
+    note = (f"{len(left_out)} of {len(left_out) + len(ecg)} windows left out: {qc['qc_windows_failed']}"
+            if left_out else "")
     return Outcome(record_id, ecg, "; ".join(notes), {c: qc.get(c, "") for c in LEAD_COLUMNS},
-                   qc.get("window_starts_s"))
+                   qc.get("window_starts_s"), left_out, note)
 
 
 def failure_reason(exc: Exception, root=None) -> str:
@@ -430,14 +439,20 @@ def run_records(path, preprocessing: dict, fn, batch_size: int = 256, progress: 
                 continue
             values = next(parts)
             if options.per_window and o.starts is not None:
-                rows += [{**base, "window": k, "start_s": start, "value": v}
-                         for k, (start, v) in enumerate(zip(o.starts, values))]
+                windows = sorted([(start, v, "ok", o.reason) for start, v in zip(o.starts, values)]
+                                 + [(start, None, "rejected", why) for start, why in o.left_out],
+                                 key=lambda w: w[0])
+                rows += [{**base, "status": status, "reason": why, "window": k, "start_s": start, "value": v}
+                         for k, (start, v, status, why) in enumerate(windows)]
             else:
-                rows.append({**base, "windows": len(values) if o.starts else None, "value": aggregate(values)})
+                reason = "; ".join(note for note in (o.reason, o.window_note) if note)
+                rows.append({**base, "reason": reason, "windows": len(values) if o.starts else None,
+                             "windows_left_out": len(o.left_out) if o.starts else None,
+                             "value": aggregate(values)})
         bar.update(len(batch))
     bar.close()
     frame = pd.DataFrame(rows)
-    for col in ("window", "start_s", "windows"):
+    for col in ("window", "start_s", "windows", "windows_left_out"):
         if col in frame and frame[col].isna().all():
             frame = frame.drop(columns=col)
     values = frame.pop("value") if len(frame) else pd.Series(dtype=object)

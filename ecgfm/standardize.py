@@ -13,19 +13,23 @@ Order of operations in ``standardize_record`` and why:
  4. duration check (before resampling, on the original samples);
  5. NaN runs: short ones are interpolated (and counted), long ones fail the record;
  6. flat leads and saturation, on the original samples (where ADC plateaus are exact);
-    steps 5 and 6 judge the samples that are used (``used_span``): the centre window of a longer
-    record, so that a monitor record with a null segment or a lead-off hour elsewhere is judged by
-    its centre 10 s; every sample when windows slide over the whole record;
  7. anti-aliased polyphase resampling to the target rate (``scipy.signal.resample_poly``);
  8. centre crop to the target length, or zero padding when the config allows (flagged); or, for
     inference on longer records, every window of the target length at a stride;
  9. amplitude plausibility (unit errors) and limb-lead consistency (swapped leads).
+
+The quality checks (5, 6, 9) judge the samples that are used: the centre window of a longer
+record (``used_span``), so that a monitor record with a null segment or a lead-off hour elsewhere
+is judged by its centre 10 s; with sliding windows each window by its own samples
+(``standardize_windows``): a window that fails is left out with its reason, and the record is
+rejected only when every window fails.
 
 The QC values returned include ``lead_peak_to_peak_mv`` (one value per lead), which
 ``ecgfm.corpus`` summarizes per source instead of storing per record.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import lru_cache
@@ -209,28 +213,101 @@ def window_starts(length: int, n: int, stride: int) -> list[int]:
     return starts
 
 
-def used_span(n_orig: int, fs: float, settings: Settings) -> tuple[int, int]:
-    """The original samples [start, stop) that the output is made of: the centre crop of a record
-    longer than the target duration (a few samples more, for the resampling), else all of them
-    (shorter records, and sliding windows, which cover every sample)."""
-    n_out = int(np.ceil(n_orig * settings.fs / fs))
-    if settings.window_stride_s is not None or n_out <= settings.n_samples:
-        return 0, n_orig
-    start = (n_out - settings.n_samples) // 2
+def original_span(start: int, n_orig: int, fs: float, settings: Settings) -> tuple[int, int]:
+    """The original samples [start, stop) behind ``settings.n_samples`` output samples from
+    output sample ``start`` on (the edges rounded outwards)."""
     return (int(np.floor(start * fs / settings.fs)),
             min(n_orig, int(np.ceil((start + settings.n_samples) * fs / settings.fs))))
+
+
+def used_span(n_orig: int, fs: float, settings: Settings) -> tuple[int, int]:
+    """The original samples [start, stop) that a centre-cropped output is made of: the centre of
+    a record longer than the target duration, else all of them (shorter records)."""
+    n_out = int(np.ceil(n_orig * settings.fs / fs))
+    if n_out <= settings.n_samples:
+        return 0, n_orig
+    return original_span((n_out - settings.n_samples) // 2, n_orig, fs, settings)
+
+
+def sample_checks(x: np.ndarray, nan_mask: np.ndarray, real: np.ndarray, fs: float,
+                  settings: Settings) -> tuple[list[str], int, float]:
+    """Quality checks on the original samples that are used ([leads, n], NaNs interpolated, their
+    mask beside): NaN runs, flat leads, saturation. Returns (failures, NaN samples, saturation)."""
+    qc, failed = settings.qc, []
+    n_nan = int(nan_mask.sum())
+    if n_nan:
+        run = longest_run(nan_mask)
+        if run > qc.max_nan_run_s * fs:
+            failed.append(f"NaN run of {run} samples ({run / fs:.2f} s) > {qc.max_nan_run_s:g} s")
+    std = x.std(axis=-1)
+    flat = [settings.leads[i] for i in np.flatnonzero((std < qc.flat_std_mv) & real)]
+    if flat:
+        failed.append(f"flat lead(s) (std < {qc.flat_std_mv:g} mV): {', '.join(flat)}")
+    sat = saturation_fraction(x[real])
+    if sat > qc.max_saturation_fraction:
+        failed.append(f"saturated: {sat:.1%} of a lead's samples at its extreme value")
+    return failed, n_nan, sat
+
+
+def output_checks(y: np.ndarray, real: np.ndarray, settings: Settings
+                  ) -> tuple[list[str], np.ndarray, float, float]:
+    """Quality checks on one standardized output [leads, n_samples]: amplitude plausibility and
+    limb-lead consistency. Returns (failures, peak-to-peak per lead, median of those over the
+    real leads, worst limb residual or NaN)."""
+    qc, failed = settings.qc, []
+    lead_amp = lead_peak_to_peak_mv(y)
+    amp = float(np.median(lead_amp[real]))
+    lo, hi = qc.amplitude_range_mv
+    if not lo <= amp <= hi:
+        failed.append(f"implausible amplitude: median peak-to-peak {amp:.3g} mV outside "
+                      f"[{lo:g}, {hi:g}] mV (wrong unit?)")
+    residual = np.nan
+    if settings.leads == CANONICAL_LEADS and real[:6].all():
+        residuals = limb_lead_residuals(y)
+        worst = max(residuals, key=residuals.get)
+        residual = residuals[worst]
+        if residuals[worst] > qc.max_limb_residual:
+            failed.append(f"limb leads inconsistent: {worst} departs from its Einthoven/Goldberger "
+                          f"definition by {residuals[worst]:.2f} (swapped leads?)")
+    return failed, lead_amp, amp, residual
+
+
+def describe_window_failures(failures: list[tuple[int, float, str]]) -> str:
+    """One text for the windows that failed a check ((window index, start s, reason) each):
+    consecutive windows that failed the same checks are one entry, with the first one's figures
+    where theirs differ; entries are separated by `` | ``."""
+    groups = []          # [first start, last index, last start, reasons, count]
+    for index, start, reason in failures:
+        last = groups[-1] if groups else None
+        if last and last[1] == index - 1 and _check_kinds(last[3][0]) == _check_kinds(reason):
+            last[1:3] = [index, start]
+            last[3].append(reason)
+        else:
+            groups.append([start, index, start, [reason]])
+    parts = []
+    for first, _, last, reasons in groups:
+        if len(reasons) == 1:
+            parts.append(f"window at {first:g} s: {reasons[0]}")
+        else:
+            figures = "" if len(set(reasons)) == 1 else f" (figures of the window at {first:g} s)"
+            parts.append(f"{len(reasons)} windows at {first:g}-{last:g} s: {reasons[0]}{figures}")
+    return " | ".join(parts)
+
+
+def _check_kinds(reason: str) -> str:
+    """A reason without its figures: which checks failed, on which leads (V1 stays V1)."""
+    return re.sub(r"(?<![A-Za-z])\d+(\.\d+)?", "#", reason)
 
 
 def standardize_record(signal: np.ndarray, fs: float, lead_names: list[str], unit: str,
                        settings: Settings) -> tuple[np.ndarray, dict]:
     """One raw record -> ([12, n_samples] float32 in mV at ``settings.fs``, QC values); with
-    ``settings.window_stride_s``, every window instead: [windows, 12, n_samples], their starts in
-    seconds in the QC values (``window_starts_s``).
+    ``settings.window_stride_s`` and a record longer than one window, its windows instead
+    (``standardize_windows``).
 
     Raises ``RejectRecord`` with the reason when the record fails a check. The QC values say which
     leads were recorded, derived and zeroed (``leads_present``, ``leads_derived``, ``leads_zeroed``).
     """
-    qc = settings.qc
     x, provenance = select_leads(signal, lead_names, settings.leads, settings.zero_missing_leads)
     real = np.array([lead not in provenance["zeroed"] for lead in settings.leads])
     try:
@@ -245,53 +322,66 @@ def standardize_record(signal: np.ndarray, fs: float, lead_names: list[str], uni
     min_seconds = settings.min_seconds_when_padding if settings.pad_short else settings.seconds
     if duration < min_seconds - 0.5 / fs:
         raise RejectRecord(f"too short: {duration:.2f} s < {min_seconds:g} s")
-    failed = []
-    start, stop = used_span(n_orig, fs, settings)
-    nan_anywhere = np.isnan(x)
-    nan_mask = nan_anywhere[:, start:stop]
-    n_nan = int(nan_mask.sum())
-    if n_nan:
-        run = longest_run(nan_mask)
-        if run > qc.max_nan_run_s * fs:
-            failed.append(f"NaN run of {run} samples ({run / fs:.2f} s) > {qc.max_nan_run_s:g} s")
-    if nan_anywhere.any():
+    nan_mask = np.isnan(x)
+    if nan_mask.any():
         x = interpolate_nans(x, settings.leads)
-    used = x[:, start:stop]
-    std = used.std(axis=-1)
-    flat = [settings.leads[i] for i in np.flatnonzero((std < qc.flat_std_mv) & real)]
-    if flat:
-        failed.append(f"flat lead(s) (std < {qc.flat_std_mv:g} mV): {', '.join(flat)}")
-    sat = saturation_fraction(used[real])
-    if sat > qc.max_saturation_fraction:
-        failed.append(f"saturated: {sat:.1%} of a lead's samples at its extreme value")
-    y = resample(x, fs, settings.fs)
-    starts = None
-    if settings.window_stride_s is not None and y.shape[-1] > settings.n_samples:
-        starts = window_starts(y.shape[-1], settings.n_samples, int(round(settings.window_stride_s * settings.fs)))
-        n_padded = 0
-    else:
-        y, n_padded = crop_or_pad(y, settings.n_samples, settings.pad_short)
-    lead_amp = lead_peak_to_peak_mv(y)
-    amp = float(np.median(lead_amp[real]))
-    lo, hi = qc.amplitude_range_mv
-    if not lo <= amp <= hi:
-        failed.append(f"implausible amplitude: median peak-to-peak {amp:.3g} mV outside "
-                      f"[{lo:g}, {hi:g}] mV (wrong unit?)")
-    values = {"qc_nan_samples": n_nan, "qc_padded_samples": n_padded, "qc_saturation": sat,
-              "qc_peak_to_peak_mv": amp, "qc_limb_residual": np.nan,
-              "lead_peak_to_peak_mv": lead_amp.astype(np.float32),
-              **{f"leads_{kind}": ",".join(names) for kind, names in provenance.items()}}
-    if settings.leads == CANONICAL_LEADS and real[:6].all():
-        residuals = limb_lead_residuals(y)
-        worst = max(residuals, key=residuals.get)
-        values["qc_limb_residual"] = residuals[worst]
-        if residuals[worst] > qc.max_limb_residual:
-            failed.append(f"limb leads inconsistent: {worst} departs from its Einthoven/Goldberger "
-                          f"definition by {residuals[worst]:.2f} (swapped leads?)")
+    lead_columns = {f"leads_{kind}": ",".join(names) for kind, names in provenance.items()}
+    if settings.window_stride_s is not None and int(np.ceil(n_orig * settings.fs / fs)) > settings.n_samples:
+        return standardize_windows(x, nan_mask, real, fs, settings, lead_columns)
+    start, stop = used_span(n_orig, fs, settings)
+    failed, n_nan, sat = sample_checks(x[:, start:stop], nan_mask[:, start:stop], real, fs, settings)
+    y, n_padded = crop_or_pad(resample(x, fs, settings.fs), settings.n_samples, settings.pad_short)
+    output_failed, lead_amp, amp, residual = output_checks(y, real, settings)
+    failed += output_failed
     if failed and not settings.keep_flagged:
         raise RejectRecord("; ".join(failed))
-    values["qc_failed"] = "; ".join(failed)
-    if starts is not None:
-        values["window_starts_s"] = [start / settings.fs for start in starts]
-        y = np.stack([y[:, start : start + settings.n_samples] for start in starts])
+    values = {"qc_nan_samples": n_nan, "qc_padded_samples": n_padded, "qc_saturation": sat,
+              "qc_peak_to_peak_mv": amp, "qc_limb_residual": residual,
+              "lead_peak_to_peak_mv": lead_amp.astype(np.float32), **lead_columns,
+              "qc_failed": "; ".join(failed)}
     return np.ascontiguousarray(y, dtype=np.float32), values
+
+
+def standardize_windows(x: np.ndarray, nan_mask: np.ndarray, real: np.ndarray, fs: float,
+                        settings: Settings, lead_columns: dict) -> tuple[np.ndarray, dict]:
+    """Every window of a record longer than one (``window_starts`` at ``settings.window_stride_s``),
+    each judged by the quality checks on its own samples ([leads, n] in mV, NaNs interpolated).
+
+    A window that fails is left out, with its reason in ``windows_left_out`` ((start s, reason)
+    each) and ``qc_windows_failed`` (one text); the record is rejected only when every window
+    fails. With ``keep_flagged`` failing windows are kept and their reasons go to ``qc_failed``.
+    Returns ([kept windows, leads, n_samples], QC values) with the kept windows' starts in seconds
+    (``window_starts_s``); the record's QC values are over its kept windows (worst saturation and
+    limb residual, NaN samples under them, peak-to-peak per lead their median)."""
+    n_orig = x.shape[-1]
+    y = resample(x, fs, settings.fs)
+    starts = window_starts(y.shape[-1], settings.n_samples, int(round(settings.window_stride_s * settings.fs)))
+    failures, kept, checks = [], [], []
+    used = np.zeros(n_orig, dtype=bool)
+    for k, start in enumerate(starts):
+        a, b = original_span(start, n_orig, fs, settings)
+        failed, _, sat = sample_checks(x[:, a:b], nan_mask[:, a:b], real, fs, settings)
+        output_failed, lead_amp, _, residual = output_checks(y[:, start:start + settings.n_samples], real, settings)
+        failed += output_failed
+        if failed:
+            failures.append((k, start / settings.fs, "; ".join(failed)))
+        if not failed or settings.keep_flagged:
+            kept.append(start)
+            checks.append((sat, lead_amp, residual))
+            used[a:b] = True
+    summary = describe_window_failures(failures)
+    if not kept:
+        raise RejectRecord(f"every window fails a quality check: {summary}")
+    lead_amp = np.median(np.stack([c[1] for c in checks]), axis=0)
+    values = {"qc_nan_samples": int(nan_mask[:, used].sum()), "qc_padded_samples": 0,
+              "qc_saturation": max(c[0] for c in checks),
+              "qc_peak_to_peak_mv": float(np.median(lead_amp[real])),
+              "qc_limb_residual": float(np.nanmax([c[2] for c in checks])) if settings.leads == CANONICAL_LEADS
+              and real[:6].all() else np.nan,
+              "lead_peak_to_peak_mv": lead_amp.astype(np.float32), **lead_columns,
+              "qc_failed": summary if settings.keep_flagged else "",
+              "qc_windows_failed": "" if settings.keep_flagged else summary,
+              "windows_left_out": [] if settings.keep_flagged else [(start, reason) for _, start, reason in failures],
+              "window_starts_s": [start / settings.fs for start in kept]}
+    windows = np.stack([y[:, start:start + settings.n_samples] for start in kept])
+    return np.ascontiguousarray(windows, dtype=np.float32), values
