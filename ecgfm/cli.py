@@ -117,7 +117,7 @@ def _summary(frame, out, what) -> None:
     print(f"{frame.attrs['format']}: {records - len(rejected)} records {what}, {len(rejected)} rejected "
           f"-> {out}", file=sys.stderr)
     if left_out[0]:
-        print(f"  {left_out[0]} windows of {left_out[1]} records left out by quality checks (see reason)",
+        print(f"  windows left out by quality checks: {left_out[0]}, of {left_out[1]} record(s) (see their reason)",
               file=sys.stderr)
     for reason, count in rejected["reason"].value_counts().head(10).items():
         print(f"  rejected x{count}: {reason}", file=sys.stderr)
@@ -239,8 +239,9 @@ def _model_command(sub, name, help_text, func, out_help):
                         "(whatever each record has, the rest zeros), or the leads you have, e.g. I,II")
     p.add_argument("--window-stride", type=float, metavar="SECONDS",
                    help="slide windows of the model's length this far apart over longer records and average "
-                        "them (default: the centre window)")
-    p.add_argument("--per-window", action="store_true", help="with --window-stride: one row per window")
+                        "those that pass the quality checks (default: the centre window)")
+    p.add_argument("--per-window", action="store_true",
+                   help="with --window-stride: one row per window (a window that fails a check: rejected, its reason)")
     p.add_argument("--workers", type=int, metavar="N",
                    help="processes that read and standardize the files (default: one per core; 1: none)")
     p.add_argument("--batch-size", type=int, default=256)

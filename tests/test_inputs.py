@@ -112,6 +112,26 @@ def test_longer_records_are_embedded_by_sliding_windows(demo_model, tmp_path):
     assert padded.loc["short", "status"] == "ok" and padded.loc["short", "reason"] == "zero-padded 500 samples to 10 s"
 
 
+def test_a_window_that_fails_a_check_is_left_out_of_the_record_with_its_reason(demo_model, tmp_path):
+    """25 s with NaN for its first 3 s: the window at 0 s fails (a 3 s NaN run), those at 5, 10
+    and 15 s are the record's; per window, the one left out is a row with its reason."""
+    from ecgfm.encoder import load_encoder
+    from ecgfm.inference import InputOptions, embed_records
+    ecg = _ecg(seconds=25.0, seed=4)
+    ecg[: 3 * 500] = np.nan
+    folder = _arrays(tmp_path / "in", {"late": ecg})
+    encoder = load_encoder(demo_model)
+    windows = embed_records(encoder, folder, options=InputOptions(window_stride_s=5.0, per_window=True))
+    assert list(windows["start_s"]) == [0.0, 5.0, 10.0, 15.0] and list(windows["window"]) == [0, 1, 2, 3]
+    assert list(windows["status"]) == ["rejected", "ok", "ok", "ok"]
+    assert windows["reason"].tolist() == ["NaN run of 1500 samples (3.00 s) > 0.04 s", "", "", ""]
+    assert windows["embedding"].iloc[0] is None
+    pooled = embed_records(encoder, folder, options=InputOptions(window_stride_s=5.0)).iloc[0]
+    assert pooled["status"] == "ok" and pooled["windows"] == 3 and pooled["windows_left_out"] == 1
+    assert pooled["reason"] == "1 of 4 windows left out: window at 0 s: NaN run of 1500 samples (3.00 s) > 0.04 s"
+    np.testing.assert_allclose(pooled["embedding"], np.stack(windows["embedding"].iloc[1:]).mean(axis=0), atol=1e-5)
+
+
 def test_numpy_and_csv_with_a_sidecar_equal_the_same_ecg_in_wfdb(demo_model, tmp_path):
     from ecgfm.wfdb import write_record
     ecg = _ecg(seed=3)
@@ -201,14 +221,20 @@ def test_predict_names_its_outputs_and_applies_the_stored_thresholds(demo_model,
               {"task": "HYP", "name": "hypertrophy", "scp_codes": ["LVH"], "threshold": 0.0}]
     save_classifier(new_classifier(spec, 2, demo_model, seed=1), tmp_path / "ft",
                     {**spec, "tasks": ["MI", "HYP"], "labels": labels, "preprocessing": config["preprocessing"]})
-    folder = _arrays(tmp_path / "in", {"a": _ecg(seconds=20.0), "b": _ecg(seed=2)})
+    late = _ecg(seconds=20.0, seed=3)
+    late[:, 7] = np.where(np.arange(len(late)) < 5000, 0.0, late[:, 7])      # V2 off for the first 10 s
+    folder = _arrays(tmp_path / "in", {"a": _ecg(seconds=20.0), "b": _ecg(seed=2), "c": late})
     run = _cli("predict", "--model", tmp_path / "ft", "--input", folder, "--out", tmp_path / "p.csv",
                "--window-stride", "5")
     assert run.returncode == 0, run.stderr
+    assert "3 records predicted, 0 rejected" in run.stderr
+    assert "windows left out by quality checks: 1, of 1 record(s)" in run.stderr
     frame = pd.read_csv(tmp_path / "p.csv").set_index("record_id")
     assert list(frame.columns)[-4:] == ["MI", "HYP", "MI_positive", "HYP_positive"]
     assert (frame["MI_positive"] == (frame["MI"] >= 0.5).astype(int)).all() and (frame["HYP_positive"] == 1).all()
     assert frame.loc["a", "windows"] == 3 and np.isnan(frame.loc["b", "windows"])       # 0, 5, 10 s; 10 s: one
+    assert frame.loc["a", "windows_left_out"] == 0 and (frame.loc["c", "windows"], frame.loc["c", "windows_left_out"]) == (2, 1)
+    assert frame.loc["c", "reason"].startswith("1 of 3 windows left out: window at 0 s: flat lead(s) (std < 0.005 mV): V2")
     legend = json.loads((tmp_path / "p.csv.labels.json").read_text())
     assert legend == labels
     per_window = _cli("predict", "--model", tmp_path / "ft", "--input", folder, "--out", tmp_path / "w.csv",
@@ -218,6 +244,10 @@ def test_predict_names_its_outputs_and_applies_the_stored_thresholds(demo_model,
     rows = windows[windows["record_id"] == "a"]
     assert list(rows["start_s"]) == [0.0, 5.0, 10.0]
     assert rows["MI"].mean() == pytest.approx(frame.loc["a", "MI"], abs=1e-6)     # the record's: their mean
+    rows = windows[windows["record_id"] == "c"]
+    assert list(rows["status"]) == ["rejected", "ok", "ok"] and rows["MI"].isna().tolist() == [True, False, False]
+    assert rows["MI"].iloc[1:].mean() == pytest.approx(frame.loc["c", "MI"], abs=1e-6)
+    assert "2 records predicted" not in per_window.stderr and "3 records predicted, 0 rejected" in per_window.stderr
 
 
 def test_f1_threshold_hand_case():

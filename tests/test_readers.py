@@ -375,6 +375,34 @@ def test_multisegment_record_is_one_row_judged_by_the_samples_it_uses(tmp_path):
     np.testing.assert_allclose(rows["monitor"].ecg[:, 50:-50], expected[:, 50:-50], atol=1e-3)   # edges: filter
 
 
+def test_a_monitor_record_with_a_null_segment_is_used_by_its_windows_after_it(tmp_path):
+    """A 60 s multi-segment record at 360 Hz (MIT-BIH's rate) starting with a 20 s null segment:
+    the centre crop (25-35 s) is fine; with windows every 5 s those at 0-15 s (NaN: the one at
+    15 s holds 5 s = 1800 samples of it) are left out with their reasons, those from 20 s on are
+    used, equal to the signal there; a record whose every window fails is rejected with the reasons."""
+    from ecgfm.inference import InputOptions
+    from ecgfm.standardize import standardize_record
+    from ecgfm.wfdb import write_record
+    ecg = _synthetic(seconds=40.0, fs=360)
+    counts = np.round(ecg * 1000).astype("<i2")
+    write_multisegment(tmp_path, "monitor", [360 * 20, counts[:7200], counts[7200:]], 360, LEADS12)
+    dead = counts.copy()
+    dead[:, LEADS12.index("V2")] = 0                                # V2 off throughout
+    write_record(tmp_path, "dead", dead, 360, LEADS12, gain=1000.0)
+    assert _rows(tmp_path)["monitor"].ecg is not None
+    rows = _rows(tmp_path, InputOptions(window_stride_s=5.0))
+    monitor = rows["monitor"]
+    assert monitor.starts == [20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0] and monitor.ecg.shape == (7, 12, 2500)
+    assert [start for start, _ in monitor.left_out] == [0.0, 5.0, 10.0, 15.0]
+    assert monitor.left_out[3][1] == "NaN run of 1800 samples (5.00 s) > 0.04 s"
+    assert monitor.window_note.startswith("4 of 11 windows left out: 3 windows at 0-10 s: NaN run of 3600 samples")
+    expected, _ = standardize_record(counts / 1000.0, 360, LEADS12, "mV", Settings(window_stride_s=5.0))
+    np.testing.assert_allclose(monitor.ecg[:, :, 50:-50], expected[:, :, 50:-50], atol=1e-3)   # edges: filter
+    assert rows["dead"].ecg is None and rows["dead"].reason == (
+        "every window fails a quality check: 7 windows at 0-30 s: flat lead(s) (std < 0.005 mV): V2; "
+        "saturated: 100.0% of a lead's samples at its extreme value")
+
+
 def test_a_pleth_channel_does_not_reject_the_ecg_and_monitor_names_are_leads(tmp_path):
     """CinC 2015's layout (a103l, v102s): II and V in mV, PLETH and RESP in NU. Lead selection
     comes before the unit check; MLII is lead II; a rejection lists the channels found."""

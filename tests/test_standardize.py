@@ -117,3 +117,72 @@ def test_peak_to_peak_by_hand():
     x[1, :] = np.linspace(0, 4, 201)       # 0.02 .. 3.98
     x[2, 100] = 50.0                       # a single spike is ignored: 0
     assert peak_to_peak_mv(x) == pytest.approx(1.98)
+
+
+# --- sliding windows: each window judged by its own samples --------------------------------------
+LEADS = list(CANONICAL_LEADS)
+WINDOWS = Settings(window_stride_s=5.0)
+
+
+def test_centre_crop_is_the_centre_window_and_ignores_what_lies_outside_it():
+    """The centre crop is the window of the same resampled record that starts at the centre
+    (30 s: windows at 0, 5, ..., 20 s; the centre 10 s start at 10 s), bit for bit, and a NaN
+    stretch outside the centre 10 s neither fails nor counts."""
+    ecg = _record(seconds=30)
+    centre, qc = standardize_record(ecg, 500, LEADS, "mV", Settings())
+    windows, wqc = standardize_record(ecg, 500, LEADS, "mV", WINDOWS)
+    assert wqc["window_starts_s"] == [0.0, 5.0, 10.0, 15.0, 20.0] and wqc["windows_left_out"] == []
+    np.testing.assert_array_equal(windows[2], centre)
+    ecg[: 5 * 500] = np.nan                                         # the first 5 s: outside the centre
+    again, qc_nan = standardize_record(ecg, 500, LEADS, "mV", Settings())
+    assert qc_nan["qc_failed"] == "" and qc_nan["qc_nan_samples"] == 0
+    np.testing.assert_array_equal(again[:, 100:], centre[:, 100:])   # 10.4 s on: beyond the filter's reach
+    short, _ = standardize_record(_record(), 500, LEADS, "mV", WINDOWS)   # one window: the centre crop
+    np.testing.assert_array_equal(short, standardize_record(_record(), 500, LEADS, "mV", Settings())[0])
+
+
+def test_a_window_that_fails_is_left_out_with_its_reason():
+    """60 s at 500 Hz, windows every 5 s (0, 5, ..., 50 s). NaN for the first 15 s: the windows at
+    0 and 5 s hold 10 s of it, the one at 10 s 5 s (2500 samples); the others are used."""
+    ecg = _record(seconds=60)
+    ecg[: 15 * 500] = np.nan
+    windows, qc = standardize_record(ecg, 500, LEADS, "mV", WINDOWS)
+    assert qc["window_starts_s"] == [15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0] and windows.shape == (8, 12, 2500)
+    assert [start for start, _ in qc["windows_left_out"]] == [0.0, 5.0, 10.0]
+    assert qc["windows_left_out"][0][1].startswith("NaN run of 5000 samples (10.00 s) > 0.04 s; flat lead(s)")
+    assert qc["windows_left_out"][2][1] == "NaN run of 2500 samples (5.00 s) > 0.04 s"
+    assert qc["qc_windows_failed"].endswith(" | window at 10 s: NaN run of 2500 samples (5.00 s) > 0.04 s")
+    assert qc["qc_windows_failed"].startswith("2 windows at 0-5 s: NaN run of 5000 samples")
+    assert qc["qc_failed"] == "" and qc["qc_nan_samples"] == 0          # the used windows hold none
+    kept_all, flagged = standardize_record(ecg, 500, LEADS, "mV", Settings(window_stride_s=5.0, keep_flagged=True))
+    np.testing.assert_array_equal(kept_all[3:], windows)               # the same windows, the same samples
+    assert flagged["qc_failed"] == qc["qc_windows_failed"] and flagged["windows_left_out"] == []
+    centre, centre_qc = standardize_record(ecg, 500, LEADS, "mV", Settings())       # 25-35 s: fine
+    assert centre_qc["qc_failed"] == ""
+
+    flat = _record(seconds=60)
+    flat[: 15 * 500, 8] = 0.0                    # V3 off for 15 s: the windows at 0 and 5 s are flat
+    _, qc = standardize_record(flat, 500, LEADS, "mV", WINDOWS)
+    assert qc["windows_left_out"] == [(s, "flat lead(s) (std < 0.005 mV): V3; saturated: 100.0% of a lead's "
+                                          "samples at its extreme value") for s in (0.0, 5.0)]
+    assert qc["window_starts_s"][0] == 10.0
+
+
+def test_a_record_whose_every_window_fails_is_rejected_with_the_reasons():
+    ecg = _record(seconds=30)
+    ecg[:, 7] = 0.0                              # V2 off throughout
+    with pytest.raises(RejectRecord) as exc:
+        standardize_record(ecg, 500, LEADS, "mV", WINDOWS)
+    assert str(exc.value) == ("every window fails a quality check: 5 windows at 0-20 s: flat lead(s) (std < 0.005 mV): "
+                              "V2; saturated: 100.0% of a lead's samples at its extreme value")
+
+
+def test_window_failures_are_described_by_runs_of_the_same_checks():
+    from ecgfm.standardize import describe_window_failures
+    flat = "flat lead(s) (std < 0.005 mV): V1"
+    assert describe_window_failures([(0, 0.0, "NaN run of 5 samples (0.01 s) > 0.04 s"),
+                                     (1, 5.0, "NaN run of 9 samples (0.02 s) > 0.04 s"),
+                                     (2, 10.0, flat), (3, 15.0, flat),
+                                     (4, 20.0, "flat lead(s) (std < 0.005 mV): V2"), (6, 30.0, flat)]) == (
+        "2 windows at 0-5 s: NaN run of 5 samples (0.01 s) > 0.04 s (figures of the window at 0 s) | "
+        f"2 windows at 10-15 s: {flat} | window at 20 s: flat lead(s) (std < 0.005 mV): V2 | window at 30 s: {flat}")
