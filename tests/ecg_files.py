@@ -329,6 +329,10 @@ def write_mixed_folder(root, ecg_mv: np.ndarray, fs: int = 500) -> dict:
     expected["wfdb/format8"] = ("rejected", "WFDB format 8 is not supported")
     write_multisegment(root / "wfdb", "monitor", [fs * 5, counts, counts], fs, LEADS12)
     expected["wfdb/monitor"] = ("ok", "")
+    (root / "wfdb" / "cinc.mat").write_bytes(bytes(24) + counts.tobytes())    # CinC 2021: after a MATLAB header
+    (root / "wfdb" / "cinc.hea").write_text(f"cinc 12 {fs} {len(counts)}\n" + "".join(
+        f"cinc.mat 16+24 1000/mV 16 0 0 0 0 {lead}\n" for lead in LEADS12))
+    expected["wfdb/cinc"] = ("ok", "")
     write_dicom_ecg(root / "dicom" / "good.dcm", ecg_mv, fs, LEADS12)
     expected["dicom/good"] = ("ok", "")
     write_dicom_ecg(root / "dicom" / "PACS0001", ecg_mv, fs, LEADS12, millivolt_leads=("V1",))
@@ -377,4 +381,14 @@ def write_mixed_folder(root, ecg_mv: np.ndarray, fs: int = 500) -> dict:
     np.save(root / "arrays" / "no_sidecar.npy", ecg_mv)
     expected["arrays/no_sidecar"] = ("rejected", "no sidecar")
     expected["arrays/good"] = ("ok", "")
+    import pandas as pd
+    pd.DataFrame(ecg_mv, columns=["DI", "DII", "DIII", "AVR", "AVL", "AVF", *LEADS12[6:]]).to_csv(
+        root / "arrays" / "table.csv", index=False)                            # leads from the header
+    (root / "arrays" / "table.json").write_text(json.dumps({"fs": fs, "unit": "mV"}))
+    expected["arrays/table"] = ("ok", "")
+    lines = (root / "arrays" / "table.csv").read_text().splitlines()
+    lines[100] = ",".join(["---"] * 12)                                       # a lead-off mark as text
+    (root / "arrays" / "lead_off.csv").write_text("\n".join(lines) + "\n")
+    (root / "arrays" / "lead_off.json").write_text(json.dumps({"fs": fs, "unit": "mV"}))
+    expected["arrays/lead_off"] = ("rejected", "could not convert string to float: '---'")
     return expected
