@@ -154,22 +154,3 @@ def test_a_folder_of_good_and_broken_files_of_every_format_gives_one_row_each(tm
     for ecg_std in good[1:]:                         # every format gives the same ECG back
         np.testing.assert_allclose(ecg_std, good[0], atol=0.006)
 
-
-def test_ecgfm_embed_on_that_folder_exits_0_with_one_row_per_record(demo_model, tmp_path):
-    """The same folder through the command: exit code 0, one row per record, each with the
-    status and reason of the readers' test above."""
-    from ecg_files import write_mixed_folder
-    from ecgfm.cli import main
-    from ecgfm.demo import make_patients, synth_ecg
-    rng = np.random.default_rng(5)
-    expected = write_mixed_folder(tmp_path / "in", synth_ecg(make_patients(1, rng)[0], 500, 10.0, rng))
-    with pytest.warns(UserWarning):                      # pydicom's, on the broken DICOM file
-        code = main(["embed", "--model", str(demo_model), "--input", str(tmp_path / "in"),
-                     "--out", str(tmp_path / "e.parquet"), "--quiet"])
-    assert code == 0
-    frame = pd.read_parquet(tmp_path / "e.parquet")
-    assert sorted(frame["record_id"]) == sorted(expected)
-    for row in frame.itertuples():
-        status, pattern = expected[row.record_id]
-        assert row.status == status and re.search(pattern, row.reason), row
-        assert (row.embedding is not None) == (status == "ok")

@@ -1,5 +1,6 @@
 """`ecgfm embed` / `ecgfm predict` and the Python API on one's own ECGs."""
 import json
+import re
 import subprocess
 import sys
 
@@ -208,6 +209,8 @@ def test_embed_goes_through_a_folder_of_good_and_broken_files_of_every_format(de
     frame = pd.read_parquet(tmp_path / "e.parquet").set_index("record_id")
     assert sorted(frame.index) == sorted(expected)
     assert dict(frame["status"]) == {record_id: status for record_id, (status, _) in expected.items()}
+    for record_id, (_, pattern) in expected.items():
+        assert re.search(pattern, frame.loc[record_id, "reason"]), (record_id, frame.loc[record_id, "reason"])
     ok = sum(status == "ok" for status, _ in expected.values())
     assert f"{ok} records embedded, {len(expected) - ok} rejected" in run.stderr
 
