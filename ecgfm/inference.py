@@ -250,6 +250,15 @@ def _reader_records(reader, settings: Settings, options: InputOptions) -> tuple[
 # files that are parts of a record (signal files, annotations, sidecars), never records themselves
 _PARTS = {".dat", ".mat", ".json", ".atr", ".qrs", ".ecg", ".edf", ".txt", ".md", ".parquet", ".h5", ".hdf5",
           ".gz", ".zip", ".tgz", ".tar"}
+# files that hold signals ecgfm does not read from a folder: each gets a rejected row saying so,
+# unless a WFDB header of the same name beside it makes it that record's signal file
+_NOT_READ = {".dat": "a WFDB signal file without a .hea header of its name",
+             ".mat": "a WFDB (or MATLAB) signal file without a .hea header of its name",
+             ".edf": "EDF, which ecgfm does not read (convert it to WFDB, e.g. with wfdb-python's edf2mit)",
+             ".bdf": "BDF, which ecgfm does not read", ".scp": "SCP-ECG, which ecgfm does not read",
+             ".h5": "HDF5 inside a folder: give the file itself as the input (CODE-style tracings or a "
+                    "standardized shard)"}
+_NOT_READ[".hdf5"] = _NOT_READ[".h5"]
 
 
 class FileReader:
@@ -257,7 +266,9 @@ class FileReader:
     ``.hea`` WFDB, ``.dcm`` (or any file with DICOM's ``DICM`` preamble) DICOM, ``.xml`` MUSE,
     CardioSoft, HL7 aECG or Philips, ``.npy``/``.csv`` with a sidecar. The record id is the path
     relative to the folder without its suffix (with it, where two files would share an id). The
-    segment and layout headers that a multi-segment WFDB record lists are parts of that record."""
+    segment and layout headers that a multi-segment WFDB record lists are parts of that record.
+    Signal files of formats it does not read (EDF, SCP-ECG, a ``.dat`` without its header, HDF5
+    inside a folder) are records too, rejected with the reason, so that none is skipped unseen."""
 
     SUFFIXES = {".hea": "wfdb", ".dcm": "dicom", ".xml": "xml", ".npy": "array", ".csv": "array"}
 
@@ -266,10 +277,14 @@ class FileReader:
         self.root = path if path.is_dir() else path.parent
         candidates = sorted(p for p in (path.rglob("*") if path.is_dir() else [path]) if p.is_file())
         self.kinds = {}
+        headers = {p.with_suffix("") for p in candidates if p.suffix.lower() == ".hea"}
         for p in candidates:
-            kind = self.SUFFIXES.get(p.suffix.lower())
-            if kind is None and p.suffix.lower() not in _PARTS and is_dicom_file(p):
+            suffix = p.suffix.lower()
+            kind = self.SUFFIXES.get(suffix)
+            if kind is None and suffix not in _PARTS and is_dicom_file(p):
                 kind = "dicom"
+            if kind is None and suffix in _NOT_READ and p.with_suffix("") not in headers:
+                kind = "not read"
             if kind is not None:
                 self.kinds[p] = kind
         for part in segment_headers([p for p, k in self.kinds.items() if k == "wfdb"]):
@@ -279,17 +294,19 @@ class FileReader:
     def items(self):
         if not self.files:
             raise FileNotFoundError(self.root)
+        from collections import Counter
         stems = [f.relative_to(self.root).with_suffix("" if f.suffix.lower() in self.SUFFIXES else f.suffix).as_posix()
                  for f in self.files]        # a file found by its content keeps its whole name
-        items = []
-        for f, stem in zip(self.files, stems):
-            record_id = stem if stems.count(stem) == 1 else f.relative_to(self.root).as_posix()
-            items.append(Item(record_id, f))
+        counts = Counter(stems)
+        items = [Item(stem if counts[stem] == 1 else f.relative_to(self.root).as_posix(), f)
+                 for f, stem in zip(self.files, stems)]
         return items, []
 
     def load(self, item):
         path = item.locator
         kind = self.kinds.get(path) or self.SUFFIXES[path.suffix.lower()]
+        if kind == "not read":
+            raise RecordError(_NOT_READ[path.suffix.lower()])
         if kind == "wfdb":
             rel = path.relative_to(self.root).with_suffix("")
             return WFDBFolderReader(self.root).load(Item(rel.as_posix(), rel))
@@ -391,12 +408,15 @@ def open_input(path, preprocessing: dict, options: InputOptions = InputOptions()
         raise InputError(f"{path}: HDF5 without a 'tracings' (CODE layout) or 'ecg' (standardized shard) dataset; "
                          f"it has {sorted(keys)}")
     reader = FileReader(path)
-    if not reader.files:
+    if not reader.files or set(reader.kinds.values()) == {"not read"}:
         what = "no records found" if path.is_dir() else "unknown input format"
+        unread = [p for p, kind in reader.kinds.items() if kind == "not read"]
+        found = (f"; it holds {len(unread)} file(s) of formats ecgfm does not read, e.g. "
+                 f"{unread[0].relative_to(reader.root)}: {_NOT_READ[unread[0].suffix.lower()]}") if unread else ""
         raise InputError(f"{path}: {what} (expected WFDB .hea, DICOM .dcm, MUSE, CardioSoft, HL7 aECG or "
                          f"Philips .xml, .npy/.csv with a JSON sidecar, a CODE-style .hdf5 file, or "
-                         f"standardized shards)")
-    kinds = sorted(set(reader.kinds.values()))
+                         f"standardized shards){found}")
+    kinds = sorted(set(reader.kinds.values()) - {"not read"})
     name = {"wfdb": "WFDB folder", "dicom": "DICOM", "xml": "XML", "array": "arrays"}
     return (" + ".join(name[k] for k in kinds), *_reader_records(reader, settings, options))
 

@@ -375,6 +375,11 @@ def write_mixed_folder(root, ecg_mv: np.ndarray, fs: int = 500) -> dict:
     expected["other/unknown"] = ("rejected", "XML that is none of")
     (root / "other" / "not_xml.xml").write_text("this is not XML")
     expected["other/not_xml"] = ("rejected", "unreadable XML")
+    (root / "other" / "holter.edf").write_bytes(b"0       " + b" " * 248)      # EDF's header starts so
+    expected["other/holter.edf"] = ("rejected", "EDF, which ecgfm does not read")
+    (root / "other" / "orphan.dat").write_bytes(counts.tobytes())
+    expected["other/orphan.dat"] = ("rejected", "a WFDB signal file without a .hea header of its name")
+    (root / "other" / "README.txt").write_text("notes on these exports: a part of the folder, not a record")
     (root / "arrays").mkdir()
     np.save(root / "arrays" / "good.npy", ecg_mv)
     (root / "arrays" / "good.json").write_text(json.dumps({"fs": fs, "unit": "mV", "leads": LEADS12}))

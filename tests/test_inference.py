@@ -272,3 +272,11 @@ def test_a_reading_process_that_dies_costs_no_record(wfdb_folder, monkeypatch, c
     assert any(r[0].endswith("3") for r in serial)
     assert parallel == serial
     assert "a reading process died" in caplog.text
+
+
+def test_a_folder_of_only_files_ecgfm_does_not_read_says_what_it_holds(tmp_path):
+    """EDF files alone are an input wrong as a whole: the error names what was found."""
+    from ecgfm.inference import InputError, open_input
+    (tmp_path / "a.edf").write_bytes(b"0       " + b" " * 248)
+    with pytest.raises(InputError, match=r"no records found .* 1 file\(s\) of formats ecgfm does not read, e\.g\. a\.edf: EDF"):
+        open_input(tmp_path, {"fs": 250, "seconds": 10.0, "leads": list(CANONICAL)})
