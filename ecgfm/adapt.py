@@ -298,15 +298,24 @@ def _input_fingerprint(path: Path) -> str:
     return h.hexdigest()
 
 
+# the modules whose code decides what a record's samples become before the encoder sees them
+READING_MODULES = ("inference", "standardize", "readers", "formats", "wfdb", "leads", "encoder", "model")
+
+
 def embedding_cache_key(encoder_dir, ecgs, options) -> str | None:
-    """A key of (encoder weights, input files, input options); None for inputs without files."""
+    """A key of (encoder weights, input files, input options but the number of reading processes,
+    the code that reads, standardizes and embeds); None for inputs without files."""
+    import dataclasses
     if not isinstance(ecgs, (str, Path)):
         return None
     weights = Path(encoder_dir) / "encoder.safetensors"
     st = weights.stat()
     h = hashlib.sha256(f"{weights.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode())
     h.update(_input_fingerprint(Path(ecgs)).encode())
-    h.update(repr(options).encode())
+    h.update(repr(dataclasses.replace(options, workers=None)).encode())
+    here = Path(__file__).parent
+    for module in READING_MODULES:
+        h.update((here / f"{module}.py").read_bytes())
     return h.hexdigest()[:24]
 
 

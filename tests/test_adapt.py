@@ -1,6 +1,7 @@
 """`ecgfm finetune` / `ecgfm predict --model MODEL_DIR` and ecgfm.adapt on one's own labelled ECGs."""
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -113,6 +114,26 @@ def test_sensitivity_threshold_by_hand():
 
 
 # --- end to end through the CLI, on a WFDB folder and a labels file -----------------------------------
+def test_embedding_cache_key_follows_options_and_reading_code_not_the_reading_processes(demo_model, labelled,
+                                                                                        monkeypatch, tmp_path):
+    """Cached embeddings are reused for another number of reading processes, and never after a
+    change of the input options or of the code that reads and standardizes the records."""
+    import shutil
+
+    from ecgfm import adapt
+    from ecgfm.inference import InputOptions
+    key = adapt.embedding_cache_key(demo_model, labelled / "records", InputOptions())
+    assert adapt.embedding_cache_key(demo_model, labelled / "records", InputOptions(workers=1)) == key
+    assert adapt.embedding_cache_key(demo_model, labelled / "records", InputOptions(pad_short=True)) != key
+    code = tmp_path / "ecgfm"
+    shutil.copytree(Path(adapt.__file__).parent, code, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(adapt, "__file__", str(code / "adapt.py"))
+    assert adapt.embedding_cache_key(demo_model, labelled / "records", InputOptions()) == key
+    with open(code / "standardize.py", "a") as fh:
+        fh.write("\n# a change of the standardization\n")
+    assert adapt.embedding_cache_key(demo_model, labelled / "records", InputOptions()) != key
+
+
 def test_probe_through_the_cli_then_predict(demo_model, labelled, tmp_path, capsys):
     code, out = _finetune(capsys, demo_model, labelled, tmp_path / "m")
     assert code == 0, out.err
