@@ -184,11 +184,13 @@ def risk_pretrain_settings(wildcards):
 
 
 BENCH = config["evaluation"]["ptbxl_benchmark"]
+# fine-tuned where the finetune protocol runs (as Table 3's)
+BENCH_FINETUNE = BENCH["finetune_task_sets"] if "finetune" in PROTOCOLS else []
 
 
 def benchmark_task_sets():
     """The task sets of PTB-XL's benchmark that are probed or fine-tuned, in the config's order."""
-    return list(dict.fromkeys(BENCH["task_sets"] + BENCH["finetune_task_sets"]))
+    return list(dict.fromkeys(BENCH["task_sets"] + BENCH_FINETUNE))
 
 
 def benchmark_parts(wildcards):
@@ -197,7 +199,7 @@ def benchmark_parts(wildcards):
     parts = []
     if BENCH["task_sets"]:
         parts += expand(f"{RESULTS}/eval/ptbxl_benchmark/{{model}}.parquet", model=best_with_random())
-    if BENCH["finetune_task_sets"]:
+    if BENCH_FINETUNE:
         chosen = sorted({c["model"] for c in best_architectures().values()})
         parts += expand(f"{RESULTS}/eval/ptbxl_benchmark/finetune/{{model}}.parquet",
                         model=chosen + supervised_models())
