@@ -573,6 +573,7 @@ def finetune_encoder(encoder, head: Head, x, y, tr, va, targets: list[Target], s
     weight = (head.weight / head.scale) / out_scale[:, None]
     bias = (head.bias - (head.weight / head.scale) @ head.mean - out_shift) / out_scale
 
+    torch.manual_seed(seed)                     # the head of a model trained from scratch starts from the seed
     model = Classifier(encoder.config.get("kind", "vit"), encoder.config["architecture"], head.weight.shape[0])
     model.backbone.load_state_dict(encoder.model.state_dict())
 
