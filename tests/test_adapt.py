@@ -244,6 +244,18 @@ def test_a_resnet_trained_from_scratch_through_the_cli_then_predict(labelled, tm
     assert main(["predict", "--model", str(m), "--input", str(labelled / "records"), "--out", str(tmp_path / "p.csv"),
                  "--quiet"]) == 0
     assert {"MI_positive", "conduction", "age"} <= set(pd.read_csv(tmp_path / "p.csv").columns)
+    # trained from scratch, the same seed gives the same model, whatever the process drew before
+    import ecgfm
+    from ecgfm.inference import InputOptions, open_input
+    _, _, outcomes = open_input(labelled / "records", load_encoder(resnet).config["preprocessing"], InputOptions())
+    kept = [o for o in outcomes if o.ecg is not None][:48]
+    labels = pd.read_csv(labelled / "labels.csv", dtype={"record_id": str, "patient_id": str}).set_index("record_id")
+    table = labels.loc[[o.record_id for o in kept]].reset_index()[["record_id", "patient_id", "age"]]
+    x = np.stack([o.ecg for o in kept])
+    from ecgfm.adapt import default_settings
+    fast = {"bootstrap_resamples": 0, "finetune": {**default_settings()["finetune"], "batch_size": 32, "max_epochs": 1}}
+    runs = [ecgfm.adapt_encoder(resnet, x, table, mode="finetune", settings=fast).metrics for _ in range(2)]
+    pd.testing.assert_frame_equal(runs[0], runs[1])
 
 
 # --- the workflow: datasets: in the demo DAG ----------------------------------------------------------
