@@ -11,7 +11,9 @@ thresholds, test metrics with intervals. The CLI (``ecgfm finetune``), the Pytho
   a multinomial one (multi-class) or a ridge regression, its strength chosen on ``val``.
 * ``finetune``: LP-FT. The probe is the head's starting point, then encoder and head train
   jointly (``ecgfm.finetune.train_classifier``: the encoder at ``encoder_lr_scale`` of the head's
-  rate, early stopping on the ``val`` score), on the GPU where there is one.
+  rate, early stopping on the ``val`` score), on the GPU where there is one. A random-init
+  encoder folder (``ecgfm.encoder.write_random_encoder``: a ViT, or the 1D-ResNet50) is trained
+  from scratch instead: the supervised baselines, with heads of every kind.
 * Thresholds of binary targets on ``val`` (max F1, or the highest one reaching a sensitivity);
   metrics on ``test`` with paired percentile bootstrap intervals (one draw of the test records
   for every target and metric).
@@ -580,7 +582,8 @@ def finetune_encoder(encoder, head: Head, x, y, tr, va, targets: list[Target], s
     weight = (head.weight / head.scale) / out_scale[:, None]
     bias = (head.bias - (head.weight / head.scale) @ head.mean - out_shift) / out_scale
 
-    model = Classifier("vit", encoder.config["architecture"], head.weight.shape[0])
+    torch.manual_seed(seed)                     # the head of a model trained from scratch starts from the seed
+    model = Classifier(encoder.config.get("kind", "vit"), encoder.config["architecture"], head.weight.shape[0])
     model.backbone.load_state_dict(encoder.model.state_dict())
 
     def init_head(m, *_):
@@ -610,7 +613,8 @@ def finetune_encoder(encoder, head: Head, x, y, tr, va, targets: list[Target], s
                                                outs[t.name][np.isfinite(y_val[:, k])])
                               for k, t in enumerate(targets)]))
 
-    # a random-init encoder is trained from scratch (the supervised baseline): full rate, random head
+    # a random-init encoder (a ViT, or the 1D-ResNet50) is trained from scratch (the supervised
+    # baselines): full rate, random head
     pretrained = (encoder.config.get("objective") or {}).get("method") != "random"
     train_settings = {**settings["finetune"], "head_init": "probe"}
     history = train_classifier(model, x[tr], ys[tr], x[va], ys[va], train_settings, seed, pretrained=pretrained,

@@ -23,19 +23,35 @@ import torch
 
 from .leads import CANONICAL_LEADS
 from .model import Architecture, ECGFoundationModel
+from .resnet1d import ResNet1d, ResNetArchitecture
 from .standardize import crop_or_pad, resample
 
 
-def load_model(path, device="cpu") -> ECGFoundationModel:
-    """The ``ECGFoundationModel`` of a model folder with its encoder weights, in eval mode.
+def backbone(kind: str, architecture: dict):
+    """A fresh backbone: our ViT encoder (``vit``) or the 1D-ResNet50 (``resnet1d``); both have
+    ``embed`` ([B, leads, T] -> [B, arch.features]) and ``encoder_state_dict``."""
+    if kind == "vit":
+        return ECGFoundationModel(Architecture(**architecture))
+    if kind == "resnet1d":
+        return ResNet1d(ResNetArchitecture(**{**architecture, "layers": tuple(architecture["layers"])}))
+    raise ValueError(f"unknown backbone kind {kind!r} (vit or resnet1d)")
 
-    Only the encoder is shipped: the decoder and projection head keep their initial weights and
-    are not used by ``embed``.
+
+def load_model(path, device="cpu"):
+    """The backbone of a model folder with its encoder weights, in eval mode: an
+    ``ECGFoundationModel`` (config ``kind`` absent or ``vit``) or a ``ResNet1d`` (``resnet1d``).
+
+    Only a ViT's encoder is shipped: the decoder and projection head keep their initial weights
+    and are not used by ``embed``.
     """
     from safetensors.torch import load_file
     path = Path(path)
     config = json.loads((path / "config.json").read_text())
-    model = ECGFoundationModel(Architecture(**config["architecture"]))
+    kind = config.get("kind", "vit")
+    model = backbone(kind, config["architecture"])
+    if kind != "vit":
+        model.load_state_dict(load_file(str(path / "encoder.safetensors")))
+        return model.to(device).eval()
     missing, unexpected = model.load_state_dict(load_file(str(path / "encoder.safetensors")), strict=False)
     if unexpected or any(k.startswith(("patch_embed.", "blocks.", "norm.")) for k in missing):
         raise ValueError(f"{path}: encoder weights do not match its architecture "
@@ -50,7 +66,7 @@ def embed_array(model: ECGFoundationModel, x: np.ndarray, batch_size: int = 256,
     for start in range(0, len(x), batch_size):
         chunk = torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size], dtype=np.float32))
         out.append(model.embed(chunk.to(device)).float().cpu().numpy())
-    return np.concatenate(out) if out else np.empty((0, model.arch.width), np.float32)
+    return np.concatenate(out) if out else np.empty((0, model.arch.features), np.float32)
 
 
 class Encoder:
@@ -62,7 +78,7 @@ class Encoder:
         self.fs = float(pre.get("fs", 250.0))
         self.seconds = float(pre.get("seconds", 10.0))
         self.leads = list(pre.get("leads", CANONICAL_LEADS))
-        self.width = model.arch.width
+        self.width = model.arch.features
 
     @property
     def n_samples(self) -> int:
@@ -93,17 +109,19 @@ def load_encoder(path, device="cpu") -> Encoder:
     return Encoder(load_model(path, device), config, device)
 
 
-def write_random_encoder(out, name: str, architecture: dict, preprocessing: dict, seed: int) -> Path:
-    """A model folder holding a seeded random initialisation of ``architecture``: the random-init
-    baseline, usable wherever a pretrained encoder folder is."""
+def write_random_encoder(out, name: str, architecture: dict, preprocessing: dict, seed: int,
+                         kind: str = "vit") -> Path:
+    """A model folder holding a seeded random initialisation of ``architecture`` (a ViT, or with
+    ``kind="resnet1d"`` the 1D-ResNet50): the random-init baseline, usable wherever a pretrained
+    encoder folder is; fine-tuned by ``ecgfm.adapt`` it is trained from scratch."""
     from safetensors.torch import save_file
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    model = ECGFoundationModel(Architecture(**architecture))
+    model = backbone(kind, architecture)
     save_file({k: v.detach().contiguous() for k, v in model.encoder_state_dict().items()},
               str(out / "encoder.safetensors"))
-    config = {"format": "ecgfm-encoder/1", "name": name, "architecture": architecture,
+    config = {"format": "ecgfm-encoder/1", "name": name, "kind": kind, "architecture": architecture,
               "preprocessing": preprocessing, "objective": {"method": "random", "seed": seed}}
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return out

@@ -261,44 +261,78 @@ def write_json(obj, path) -> None:
 
 
 # --- PTB-XL's benchmark task sets -----------------------------------------------------------------
-def ptbxl_benchmark_probe(model_name: str, embeddings_path, labels_path, task_sets, settings: dict, out,
-                          seed: int) -> pd.DataFrame:
-    """One encoder on PTB-XL's benchmark task sets (``ecgfm.ptbxl_tasks.benchmark_table``): per
-    set, a multi-label linear probe (one logistic regression per class, C chosen per class on the
-    validation fold) on the records of the set, scored by macro AUROC on the test fold with a
-    bootstrap 95% interval (``metrics.macro_auroc_ci``). A class without a positive or a negative
-    in one of the splits cannot be fitted or scored: it is left out of that set's macro AUROC,
-    named in the log and counted (``classes`` against ``classes_scored``)."""
-    from .metrics import macro_auroc_ci
+def _benchmark_task_sets(model_name: str, table: pd.DataFrame, task_sets, mode: str, seed: int):
+    """Per task set (``ecgfm.ptbxl_tasks.benchmark_table``): (its position k, which records of
+    ``table`` are in it, their split masks, y [its records, scorable classes], the base of its
+    rows). A class without a positive or a negative in one of the splits cannot be fitted or
+    scored: it is left out of that set's macro AUROC, named in the log and counted (``classes``
+    against ``classes_scored``)."""
     from .ptbxl_tasks import task_set_columns
     from .results import describe_model
-    table = pd.read_parquet(labels_path)
-    x_all = read_embeddings(embeddings_path, table["record_id"].to_numpy(str))
-    rows = []
     for k, name in enumerate(task_sets):
-        part, columns = table[table[name]], task_set_columns(table, name)
-        x, split = x_all[table[name].to_numpy()], part["split"].to_numpy(str)
+        in_set = table[name].to_numpy()
+        part, columns = table[in_set], task_set_columns(table, name)
+        split = part["split"].to_numpy(str)
         masks = {s: split == s for s in ("train", "validation", "test")}
         y = part[columns].to_numpy(bool)
-        fit = [c for c in range(len(columns))
-               if all(0 < y[m, c].sum() < m.sum() for m in masks.values())]
+        fit = [c for c in range(len(columns)) if all(0 < y[m, c].sum() < m.sum() for m in masks.values())]
         if len(fit) < len(columns):
             log.info("%s, %s: %d of %d classes lack a positive or a negative in a split, left out: %s", model_name,
                      name, len(columns) - len(fit), len(columns), [columns[c] for c in range(len(columns)) if c not in fit])
-        row = {**describe_model(model_name), "protocol": "ptbxl_benchmark", "task": name, "setting": "linear_probe",
+        row = {**describe_model(model_name), "protocol": "ptbxl_benchmark", "task": name, "setting": mode,
                "seed": seed, "metric": "macro_AUROC", "classes": len(columns), "classes_scored": len(fit),
                "n_train": int(masks["train"].sum()), "n_test": int(masks["test"].sum())}
-        if not fit:
-            rows += [{**row, "split": s, "value": np.nan, "ci_low": np.nan, "ci_high": np.nan}
-                     for s in ("validation", "test")]
-            continue
-        tr, va, te = masks["train"], masks["validation"], masks["test"]
-        y = y[:, fit]
-        probe = fit_probe(x[tr], y[tr], x[va], y[va], settings["c_grid"], settings["max_iter"])
-        val = macro_auroc_ci(y[va], probe.scores(x[va]), 0, seed)
-        test = macro_auroc_ci(y[te], probe.scores(x[te]), settings["bootstrap_resamples"], seed * 1000 + k)
-        log.info("%s, %s: %d classes, macro AUROC validation %.4f, test %.4f [%.4f, %.4f]", model_name, name,
-                 len(fit), val[0], *test)
-        rows.append({**row, "split": "validation", "value": val[0], "ci_low": np.nan, "ci_high": np.nan})
-        rows.append({**row, "split": "test", "value": test[0], "ci_low": test[1], "ci_high": test[2]})
+        yield k, in_set, masks, y[:, fit], row
+
+
+def _benchmark_rows(row: dict, y, masks, score, settings: dict, seed: int, k: int) -> list[dict]:
+    """A task set's validation and test rows: macro AUROC of ``score(split)`` on fold 9, and on
+    fold 10 with its bootstrap 95% interval (``metrics.macro_auroc_ci``); NaN where no class is
+    scorable."""
+    from .metrics import macro_auroc_ci
+    if not y.shape[1]:
+        return [{**row, "split": s, "value": np.nan, "ci_low": np.nan, "ci_high": np.nan} for s in ("validation", "test")]
+    val = macro_auroc_ci(y[masks["validation"]], score("validation"), 0, seed)
+    test = macro_auroc_ci(y[masks["test"]], score("test"), settings["bootstrap_resamples"], seed * 1000 + k)
+    log.info("%s, %s, %s: %d classes, macro AUROC validation %.4f, test %.4f [%.4f, %.4f]", row["model"], row["task"],
+             row["setting"], y.shape[1], val[0], *test)
+    return [{**row, "split": "validation", "value": val[0], "ci_low": np.nan, "ci_high": np.nan},
+            {**row, "split": "test", "value": test[0], "ci_low": test[1], "ci_high": test[2]}]
+
+
+def ptbxl_benchmark_probe(model_name: str, embeddings_path, labels_path, task_sets, settings: dict, out,
+                          seed: int) -> pd.DataFrame:
+    """One encoder on PTB-XL's benchmark task sets: per set, a multi-label linear probe (one
+    logistic regression per class, C chosen per class on the validation fold) on the records of
+    the set, scored by macro AUROC on the test fold with a bootstrap 95% interval."""
+    table = pd.read_parquet(labels_path)
+    x_all = read_embeddings(embeddings_path, table["record_id"].to_numpy(str))
+    rows = []
+    for k, in_set, masks, y, row in _benchmark_task_sets(model_name, table, task_sets, "linear_probe", seed):
+        x, tr, va = x_all[in_set], masks["train"], masks["validation"]
+        probe = fit_probe(x[tr], y[tr], x[va], y[va], settings["c_grid"], settings["max_iter"]) if y.shape[1] else None
+        rows += _benchmark_rows(row, y, masks, lambda s: probe.scores(x[masks[s]]), settings, seed, k)
+    return write_rows(pd.DataFrame(rows), out)
+
+
+def ptbxl_benchmark_finetune(model_name: str, spec: dict, encoder_dir, ptbxl_dir, labels_path, task_sets,
+                             settings: dict, out, seed: int) -> pd.DataFrame:
+    """One classifier per benchmark task set, trained as Table 3's are (``finetune``): with
+    ``encoder_dir``, the pretrained encoder fine-tuned by LP-FT (setting ``finetune``); without,
+    the ViT or the 1D-ResNet50 of ``spec`` trained from scratch (setting ``supervised``). One
+    multi-label head over the set's scorable classes, folds 1-8 train, early stopping on fold 9's
+    mean AUROC, macro AUROC on fold 10 with its bootstrap 95% interval."""
+    from .finetune import new_classifier, predict_logits, train_classifier
+    table = pd.read_parquet(labels_path)
+    x_all = read_records(ptbxl_dir, table)
+    mode = "supervised" if encoder_dir is None else "finetune"
+    rows = []
+    for k, in_set, masks, y, row in _benchmark_task_sets(model_name, table, task_sets, mode, seed):
+        x, tr, va = x_all[in_set], masks["train"], masks["validation"]
+        if y.shape[1]:
+            model = new_classifier(spec, y.shape[1], encoder_dir, seed)
+            history = train_classifier(model, x[tr], y[tr], x[va], y[va], settings, seed,
+                                       pretrained=encoder_dir is not None, log=log.info)
+            row["epochs"] = len(history)
+        rows += _benchmark_rows(row, y, masks, lambda s: predict_logits(model, x[masks[s]]), settings, seed, k)
     return write_rows(pd.DataFrame(rows), out)

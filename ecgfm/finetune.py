@@ -28,26 +28,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from .encoder import backbone
 from .metrics import auroc
-from .model import Architecture, ECGFoundationModel, autocast_for
-from .resnet1d import ResNet1d, ResNetArchitecture
+from .model import autocast_for
 
 
 class Classifier(nn.Module):
     def __init__(self, kind: str, architecture: dict, n_outputs: int):
         super().__init__()
         self.kind = kind
-        if kind == "vit":
-            self.backbone = ECGFoundationModel(Architecture(**architecture))
-            features = self.backbone.arch.width
-        elif kind == "resnet1d":
-            arch = dict(architecture)
-            arch["layers"] = tuple(arch["layers"])
-            self.backbone = ResNet1d(ResNetArchitecture(**arch))
-            features = self.backbone.arch.features
-        else:
-            raise ValueError(f"unknown classifier kind {kind!r} (vit or resnet1d)")
-        self.head = nn.Linear(features, n_outputs)
+        self.backbone = backbone(kind, architecture)
+        self.head = nn.Linear(self.backbone.arch.features, n_outputs)
 
     def features(self, x):
         return self.backbone.embed(x)

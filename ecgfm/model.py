@@ -140,6 +140,11 @@ class Architecture:
     def n_patches(self) -> int:
         return fit_length(self.n_samples, self.patch) // self.patch
 
+    @property
+    def features(self) -> int:
+        """The embedding's width (the mean of the patch tokens)."""
+        return self.width
+
     def to_dict(self) -> dict:
         return asdict(self)
 

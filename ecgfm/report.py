@@ -498,13 +498,24 @@ def write_lead_table(rows: pd.DataFrame, best: dict, subsets, stem) -> list[Path
 PEERS = Path(__file__).parent / "paper" / "peers.csv"
 BENCHMARK_CAPTION = (
     "PTB-XL's benchmark task sets (Strodthoff et al. 2021): macro AUROC on fold 10 with its bootstrap 95% "
-    "interval, ours by a multi-label linear probe (one logistic regression per class, C chosen on fold 9) on "
-    "frozen embeddings, each method's chosen encoder and the random init of its architecture; the peers' "
-    "published figures beside ours, each with its mode, its pretraining data and its source (ecgfm/paper/peers.csv). "
-    "What differs: the size of the encoders and of their pretraining data, and the peers' heads (a linear head "
-    "trained by gradient descent, an attention-pooling head, or fine-tuning).")
+    "interval. Ours: each method's chosen encoder and the random init of its architecture by a multi-label "
+    "linear probe (one logistic regression per class, C chosen on fold 9) on frozen embeddings; on the task "
+    "sets of evaluation.ptbxl_benchmark.finetune_task_sets also each chosen encoder fine-tuned (LP-FT: the "
+    "head from the probe, then encoder and head together, early stopping on fold 9) and, trained from scratch "
+    "with the same multi-label head, the supervised ViT at each chosen architecture (ViT@<method>) and the "
+    "1D-ResNet50 (Table 3's baselines). The peers' published figures beside ours, each with its mode, its "
+    "pretraining data and its source (ecgfm/paper/peers.csv); the supervised references (xresnet1d101, "
+    "resnet1d_wang) are helme's. What differs: the size of the encoders and of their pretraining data, the "
+    "training budget, and the peers' heads (a linear head trained by gradient descent, an attention-pooling "
+    "head, or fine-tuning).")
 PEER_MODES = {"linear_probe": "linear probe", "frozen_head": "frozen, attention-pooling head",
               "finetune": "fine-tuned", "supervised": "supervised from scratch"}
+OUR_PROTOCOLS = {
+    "linear_probe": "multi-label logistic regression per class on frozen embeddings, C chosen on fold 9",
+    "finetune": "LP-FT: linear head from the probe, then encoder (at encoder_lr_scale) and head trained together "
+                "by binary cross-entropy, early stopping on fold 9's mean AUROC",
+    "supervised": "trained from scratch with a linear multi-label head, binary cross-entropy, early stopping on "
+                  "fold 9's mean AUROC"}
 
 
 def load_peers(path: str | Path = PEERS) -> pd.DataFrame:
@@ -512,28 +523,41 @@ def load_peers(path: str | Path = PEERS) -> pd.DataFrame:
         {"pretraining": "", "note": ""})
 
 
-def benchmark_table(rows: pd.DataFrame, best: dict, peers: pd.DataFrame, task_sets) -> pd.DataFrame:
-    """Long: one row per (model, mode, task set): ours (each method's chosen encoder, key = its
-    method, and the random init at its architecture, ``random@<method>``), then the peers'."""
-    test = rows[(rows["split"] == "test") & (rows["protocol"] == "ptbxl_benchmark")]
-    keys, shared = {}, {}
+def _benchmark_keys(best: dict) -> dict:
+    """Our model names -> their rows' keys: each chosen encoder its method, the random init and
+    the supervised ViT at a chosen architecture ``random@<methods>`` / ``ViT@<methods>``."""
+    keys, shared = {"ResNet50": "ResNet50"}, {}
     for method, choice in best.items():
         keys.setdefault(choice["model"], method)
-        shared.setdefault(_arch_name("random", choice), []).append(method)
-    keys.update({model: "random@" + "/".join(methods) for model, methods in shared.items()})  # one per architecture
+        for kind in ("random", "ViT"):
+            shared.setdefault((kind, _arch_name(kind, choice)), []).append(method)
+    keys.update({model: f"{kind}@" + "/".join(methods) for (kind, model), methods in shared.items()})
+    return keys
+
+
+def benchmark_table(rows: pd.DataFrame, best: dict, peers: pd.DataFrame, task_sets) -> pd.DataFrame:
+    """Long: one row per (model, mode, task set): ours (each method's chosen encoder, key = its
+    method, probed and fine-tuned; the random init at its architecture, ``random@<method>``; the
+    supervised ViT, ``ViT@<method>``, and ``ResNet50``), then the peers'; each part in the order
+    of its modes (linear probe, frozen head, fine-tuned, supervised from scratch)."""
+    test = rows[(rows["split"] == "test") & (rows["protocol"] == "ptbxl_benchmark") & rows["task"].isin(task_sets)]
+    keys = _benchmark_keys(best)
     ours = test[test["model"].isin(keys)]
-    ours = pd.DataFrame({"key": ours["model"].map(keys), "model": ours["model"], "mode": "linear probe",
+    ours = pd.DataFrame({"key": ours["model"].map(keys), "model": ours["model"], "mode": ours["setting"].map(PEER_MODES),
                          "task_set": ours["task"], "value": ours["value"], "ci_low": ours["ci_low"],
                          "ci_high": ours["ci_high"], "classes_scored": ours["classes_scored"],
-                         "classes": ours["classes"], "pretraining": "", "source": "ours", "protocol":
-                         "multi-label logistic regression per class on frozen embeddings, C chosen on fold 9"})
+                         "classes": ours["classes"], "pretraining": "", "source": "ours",
+                         "protocol": ours["setting"].map(OUR_PROTOCOLS)})
     theirs = peers[peers["task_set"].isin(task_sets)]
     theirs = pd.DataFrame({"key": theirs["model"], "model": theirs["model"], "mode": theirs["mode"].map(PEER_MODES),
                            "task_set": theirs["task_set"], "value": theirs["value"], "ci_low": theirs["ci_low"],
                            "ci_high": theirs["ci_high"], "classes_scored": np.nan, "classes": np.nan,
                            "pretraining": theirs["pretraining"], "source": theirs["source"],
                            "protocol": theirs["protocol"]})
-    return pd.concat([ours.sort_values(["key", "task_set"]), theirs], ignore_index=True)
+    order = {mode: k for k, mode in enumerate(PEER_MODES.values())}
+    ours = ours.assign(_o=ours["mode"].map(order)).sort_values(["_o", "key", "task_set"], kind="stable")
+    theirs = theirs.assign(_o=theirs["mode"].map(order)).sort_values("_o", kind="stable")
+    return pd.concat([ours, theirs], ignore_index=True).drop(columns="_o")
 
 
 def _interval(r) -> str:
@@ -545,7 +569,8 @@ def _interval(r) -> str:
 
 
 def write_benchmark_table(rows: pd.DataFrame, best: dict, peers: pd.DataFrame, task_sets, stem) -> list[Path]:
-    """tables/ptbxl_benchmark.{csv,md,html}: ours and the peers', one column per task set."""
+    """tables/ptbxl_benchmark.{csv,md,html}: ours and the peers', one row per model and mode,
+    one column per task set."""
     long = benchmark_table(rows, best, peers, task_sets)
     sections = {}
     for label, part in (("ours", long[long["source"] == "ours"]), ("peers (published)", long[long["source"] != "ours"])):
@@ -558,9 +583,10 @@ def write_benchmark_table(rows: pd.DataFrame, best: dict, peers: pd.DataFrame, t
         else:
             scored = part.assign(n=part["classes_scored"].astype("Int64").astype(str) + "/"
                                  + part["classes"].astype("Int64").astype(str))
-            wide["classes scored"] = wide["key"].map(
-                scored.groupby("key").apply(lambda g: ", ".join(
-                    f"{t} {n}" for t, n in sorted(zip(g["task_set"], g["n"]), key=lambda p: list(task_sets).index(p[0])))))
+            listed = {k: ", ".join(f"{t} {n}" for t, n in sorted(zip(g["task_set"], g["n"]),
+                                                                  key=lambda p: list(task_sets).index(p[0])))
+                      for k, g in scored.groupby(["key", "mode"])}
+            wide["classes scored"] = [listed[k] for k in zip(wide["key"], wide["mode"])]
         sections[label] = wide.rename(columns={"key": "model"})
     return write_outputs(stem, long, markdown_page(BENCHMARK_CAPTION, sections),
                          html_page("PTB-XL benchmark task sets", BENCHMARK_CAPTION, sections))

@@ -78,6 +78,11 @@ class ResNet1d(nn.Module):
     def forward(self, x):
         return self.embed(x)
 
+    def encoder_state_dict(self) -> dict:
+        """What a model folder ships: every weight and batch-norm statistic (a ResNet has no
+        pretraining decoder to leave out)."""
+        return self.state_dict()
+
 
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

@@ -96,7 +96,7 @@ def report_outputs():
     tables = corpus + expand(f"{RESULTS}/tables/table{{number}}.{{ext}}", number=numbers, ext=["csv", "md", "html"])
     if "lead_subsets" in PROTOCOLS:
         tables += expand(f"{RESULTS}/tables/leads.{{ext}}", ext=["csv", "md", "html"])
-    if "linear_probe" in PROTOCOLS and config["evaluation"]["ptbxl_benchmark"]["task_sets"]:
+    if "linear_probe" in PROTOCOLS and benchmark_task_sets():
         tables += expand(f"{RESULTS}/tables/ptbxl_benchmark.{{ext}}", ext=["csv", "md", "html"])
     figures = []
     if "linear_probe" in PROTOCOLS:
@@ -116,8 +116,9 @@ def encoder_weights(wildcards):
 
 
 def stress_encoder(wildcards):
-    """The pretrained encoder a case-ratio / data-usage model starts from (none for the ViT)."""
-    if wildcards.model.startswith("ViT_"):
+    """The pretrained encoder a case-ratio / data-usage / benchmark model starts from (none for the
+    supervised ViT and 1D-ResNet50)."""
+    if wildcards.model.startswith(("ViT_", "ResNet")):
         return []
     return f"{RESULTS}/pretrain/{wildcards.model}/encoder.safetensors"
 
@@ -182,10 +183,35 @@ def risk_pretrain_settings(wildcards):
     return settings
 
 
+BENCH = config["evaluation"]["ptbxl_benchmark"]
+# fine-tuned where the finetune protocol runs (as Table 3's)
+BENCH_FINETUNE = BENCH["finetune_task_sets"] if "finetune" in PROTOCOLS else []
+
+
+def benchmark_task_sets():
+    """The task sets of PTB-XL's benchmark that are probed or fine-tuned, in the config's order."""
+    return list(dict.fromkeys(BENCH["task_sets"] + BENCH_FINETUNE))
+
+
 def benchmark_parts(wildcards):
     """PTB-XL's benchmark task sets: each method's chosen encoder and the random init of its
-    architecture."""
-    return expand(f"{RESULTS}/eval/ptbxl_benchmark/{{model}}.parquet", model=best_with_random())
+    architecture probed; each chosen encoder fine-tuned and Table 3's supervised baselines."""
+    parts = []
+    if BENCH["task_sets"]:
+        parts += expand(f"{RESULTS}/eval/ptbxl_benchmark/{{model}}.parquet", model=best_with_random())
+    if BENCH_FINETUNE:
+        chosen = sorted({c["model"] for c in best_architectures().values()})
+        parts += expand(f"{RESULTS}/eval/ptbxl_benchmark/finetune/{{model}}.parquet",
+                        model=chosen + supervised_models())
+    return parts
+
+
+def benchmark_finetune_settings(model):
+    """Table 3's training settings (LP-FT for a pretrained encoder, from scratch for the supervised
+    baselines), with ``ptbxl_benchmark.finetune``'s changes."""
+    from ecgfm.results import describe_model
+    supervised = describe_model(model)["method"] == "supervised"
+    return {**training_settings(config, supervised=supervised), **BENCH["finetune"]}
 
 
 def collected_parts(wildcards):
@@ -219,8 +245,10 @@ def dataset_paths(name):
 
 
 def dataset_models(name):
-    """The models a dataset is evaluated with (in each of its modes): its encoders and, with
-    random_init, the random-init encoder of each of their architectures (fine-tuned: trained from scratch)."""
+    """The models a dataset is evaluated with: its encoders and, with random_init, the random-init
+    encoder of each of their architectures (fine-tuned: the supervised ViT, trained from scratch),
+    in each of its modes; with supervised_resnet and the finetune mode, the 1D-ResNet50 trained from
+    scratch."""
     from ecgfm.results import describe_model
     spec = DATASETS[name]
     if spec["encoders"] == "best":      # each method's chosen architecture (the checkpoint)
@@ -230,7 +258,15 @@ def dataset_models(name):
     models = list(encoders)
     if spec["random_init"]:
         models += sorted({_arch_of("random", describe_model(e)) for e in encoders})
+    if spec["supervised_resnet"] and "finetune" in spec["modes"]:
+        models.append("ResNet50")
     return models
+
+
+def dataset_modes(name, model):
+    """A dataset's modes for one model: the 1D-ResNet50 is only trained (a probe of its random init
+    is no baseline anyone reports)."""
+    return ["finetune"] if model == "ResNet50" else list(DATASETS[name]["modes"])
 
 
 def dataset_outputs():
@@ -238,6 +274,6 @@ def dataset_outputs():
 
 
 def dataset_encoder(wildcards):
-    if wildcards.model.startswith("random_"):
+    if wildcards.model.startswith("random_") or wildcards.model == "ResNet50":
         return f"{RESULTS}/datasets/encoders/{wildcards.model}/encoder.safetensors"
     return f"{RESULTS}/pretrain/{wildcards.model}/encoder.safetensors"

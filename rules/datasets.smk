@@ -1,6 +1,7 @@
 # Stage 5b: one's own labelled datasets (config `datasets:`, ecgfm/adapt.py): each encoder, the
-# random-init ones and (the random init fine-tuned) the supervised baseline, by linear probe and
-# LP-FT, into tables/dataset_<name>.md and .csv. A dataset's labels are inputs of its jobs only.
+# random-init ones and (the random init fine-tuned) the supervised ViT, by linear probe and LP-FT,
+# and the supervised 1D-ResNet50 trained from scratch, into tables/dataset_<name>.md and .csv.
+# A dataset's labels are inputs of its jobs only.
 DS = f"{RESULTS}/datasets"
 
 localrules: dataset_table
@@ -22,12 +23,13 @@ rule dataset_demo:
         "../workflow_scripts/dataset_demo.py"
 
 
-rule random_encoder:
+rule random_encoder:   # a ViT's random init, or the 1D-ResNet50's (evaluation.supervised.resnet)
     output:
         f"{DS}/encoders/{{model}}/encoder.safetensors",
     wildcard_constraints:
-        model=r"random_p\d+_d\d+_e\d+",
+        model=r"random_p\d+_d\d+_e\d+|ResNet50",
     params:
+        kind=lambda wc: classifier_spec(config, wc.model)["kind"],
         architecture=lambda wc: classifier_spec(config, wc.model)["architecture"],
         preprocessing=training_settings(config, supervised=True)["preprocessing"],
     log:
@@ -47,11 +49,12 @@ rule dataset_adapt:
         f"{DS}/{{dataset}}/{{model}}/metrics.csv",
     params:
         spec=lambda wc: DATASETS[wc.dataset],
+        modes=lambda wc: dataset_modes(wc.dataset, wc.model),
         settings=config["adaptation"],
         cache=lambda wc: f"{DS}/{wc.dataset}/cache",
     threads: GPU_JOB["cpus_per_task"]
     resources:
-        gpu=lambda wc: GPU_JOB["gpus"] if "finetune" in DATASETS[wc.dataset]["modes"] else 0,
+        gpu=lambda wc: GPU_JOB["gpus"] if "finetune" in dataset_modes(wc.dataset, wc.model) else 0,
         mem_mb=GPU_JOB["mem_mb"],
         runtime=GPU_JOB["runtime"],
     log:

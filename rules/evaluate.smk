@@ -2,7 +2,8 @@
 # probing of every encoder of the grid and of random-init encoders, fine-tuning of every encoder
 # (4 tasks jointly), the supervised ViT and 1D-ResNet50 baselines, the choice of each method's
 # best architecture on fold-9 results (a checkpoint: what comes after depends on it), and what
-# each chosen encoder does with fewer leads; and each chosen encoder on PTB-XL's benchmark task sets.
+# each chosen encoder does with fewer leads; and each chosen encoder on PTB-XL's benchmark task sets
+# (probed, fine-tuned) beside the supervised baselines.
 EVAL = f"{RESULTS}/eval"
 PTBXL = f"{RESULTS}/standardized/ptbxl"
 GPU_JOB = config["evaluation"]["resources"]["gpu"]
@@ -203,7 +204,9 @@ rule collect_results:
 
 
 # PTB-XL's benchmark task sets (ecgfm/ptbxl_tasks.py): their own population (records with a label
-# of any listed set), so their own embeddings of each chosen encoder and random init.
+# of any listed set), so their own embeddings of each chosen encoder and random init; on the sets of
+# finetune_task_sets also each chosen encoder fine-tuned (LP-FT) and the supervised ViT and
+# 1D-ResNet50 trained from scratch, as Table 3's.
 BENCHMARK = f"{EVAL}/ptbxl_benchmark"
 
 
@@ -216,7 +219,7 @@ rule ptbxl_benchmark_labels:
     params:
         scp=lambda wc: f"{raw_dir(config, 'ptbxl')}/scp_statements.csv",
         folds=config["evaluation"]["folds"],
-        task_sets=config["evaluation"]["ptbxl_benchmark"]["task_sets"],
+        task_sets=benchmark_task_sets(),
         min_count=config["evaluation"]["ptbxl_benchmark"]["min_count"],
     log:
         f"{RESULTS}/logs/eval/ptbxl_benchmark/labels.log",
@@ -258,3 +261,31 @@ rule ptbxl_benchmark_probe:
         "../envs/train.yaml"
     script:
         "../workflow_scripts/ptbxl_benchmark_probe.py"
+
+
+rule ptbxl_benchmark_finetune:
+    input:
+        labels=f"{BENCHMARK}/labels.parquet",
+        manifest=f"{PTBXL}/manifest.parquet",
+        encoder=stress_encoder,
+    output:
+        f"{BENCHMARK}/finetune/{{model}}.parquet",
+    wildcard_constraints:
+        model=f"{STRESS_MODEL}|ResNet50",
+    params:
+        spec=lambda wc: classifier_spec(config, wc.model),
+        settings=lambda wc: benchmark_finetune_settings(wc.model),
+        task_sets=config["evaluation"]["ptbxl_benchmark"]["finetune_task_sets"],
+    threads: GPU_JOB["cpus_per_task"]
+    resources:
+        gpu=GPU_JOB["gpus"],
+        mem_mb=GPU_JOB["mem_mb"],
+        runtime=GPU_JOB["runtime"],
+    log:
+        f"{RESULTS}/logs/eval/ptbxl_benchmark/finetune/{{model}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/eval/ptbxl_benchmark/finetune/{{model}}.tsv"
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow_scripts/ptbxl_benchmark_finetune.py"

@@ -112,7 +112,7 @@ rule ptbxl_benchmark_table:
         html=report(f"{TABLES}/ptbxl_benchmark.html", caption="captions/ptbxl_benchmark.rst", category="Tables",
                     labels={"table": "PTB-XL benchmark task sets"}),
     params:
-        task_sets=config["evaluation"]["ptbxl_benchmark"]["task_sets"],
+        task_sets=benchmark_task_sets(),
     log:
         f"{RESULTS}/logs/report/ptbxl_benchmark.log",
     conda:

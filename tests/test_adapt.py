@@ -242,15 +242,53 @@ def test_lp_ft_through_the_cli_and_the_python_api_on_arrays(demo_model, labelled
     np.testing.assert_allclose(same["HYP"], model.head.outputs(encoder.embed(x[:4]))["HYP"], rtol=1e-5)
 
 
+def test_a_resnet_trained_from_scratch_through_the_cli_then_predict(labelled, tmp_path, capsys):
+    """The 1D-ResNet50 baseline of the datasets: a random-init ResNet folder, fine-tuned, is trained
+    from scratch (no probe start, its weights change) with a head of every target kind, and its
+    model folder predicts like any other."""
+    from safetensors.torch import load_file
+
+    from ecgfm.encoder import load_encoder, write_random_encoder
+    arch = {"layers": [1, 1, 1, 1], "width": 2, "kernel_size": 3, "stem_kernel": 7, "leads": 12}
+    resnet = write_random_encoder(tmp_path / "ResNet50", "ResNet50", arch,
+                                  {"fs": 250, "seconds": 10, "leads": LEADS, "units": "mV"}, seed=0, kind="resnet1d")
+    assert load_encoder(resnet).width == 2 * 8 * 4          # pooled features: width x 2^3 x expansion
+    code, out = _finetune(capsys, resnet, labelled, tmp_path / "m", "--mode", "finetune")
+    assert code == 0, out.err
+    m = tmp_path / "m"
+    assert pd.read_csv(m / "history.csv")["epoch"].tolist() == [0]        # from scratch: no probe epoch -1
+    before, after = load_file(str(resnet / "encoder.safetensors")), load_file(str(m / "encoder.safetensors"))
+    assert any(not np.array_equal(before[k].numpy(), after[k].numpy()) for k in before)
+    test = pd.read_csv(m / "metrics.csv").query("split == 'test'")
+    assert {"MI": "AUROC", "conduction": "macro_AUROC", "age": "R2"}.items() <= set(zip(test["target"], test["metric"]))
+    assert test["value"].notna().all()
+    assert main(["predict", "--model", str(m), "--input", str(labelled / "records"), "--out", str(tmp_path / "p.csv"),
+                 "--quiet"]) == 0
+    assert {"MI_positive", "conduction", "age"} <= set(pd.read_csv(tmp_path / "p.csv").columns)
+    # trained from scratch, the same seed gives the same model, whatever the process drew before
+    import ecgfm
+    from ecgfm.inference import InputOptions, open_input
+    _, _, outcomes = open_input(labelled / "records", load_encoder(resnet).config["preprocessing"], InputOptions())
+    kept = [o for o in outcomes if o.ecg is not None][:48]
+    labels = pd.read_csv(labelled / "labels.csv", dtype={"record_id": str, "patient_id": str}).set_index("record_id")
+    table = labels.loc[[o.record_id for o in kept]].reset_index()[["record_id", "patient_id", "age"]]
+    x = np.stack([o.ecg for o in kept])
+    from ecgfm.adapt import default_settings
+    fast = {"bootstrap_resamples": 0, "finetune": {**default_settings()["finetune"], "batch_size": 32, "max_epochs": 1}}
+    runs = [ecgfm.adapt_encoder(resnet, x, table, mode="finetune", settings=fast).metrics for _ in range(2)]
+    pd.testing.assert_frame_equal(runs[0], runs[1])
+
+
 # --- the workflow: datasets: in the demo DAG ----------------------------------------------------------
 def test_demo_dag_writes_the_dataset_table(demo_results):
     table = pd.read_csv(demo_results / "tables" / "dataset_demo_labelled.csv")
     assert set(zip(table["model"], table["mode"])) == {(m, mode) for m in ("HL_p125_d2_e64", "random_p125_d2_e64")
-                                                        for mode in ("probe", "finetune")}
+                                                        for mode in ("probe", "finetune")} | {("ResNet50", "finetune")}
     assert set(table["kind"]) == {"binary", "multiclass", "regression"} and (table["split"] == "test").all()
     assert table["ci_low"].notna().all()
     md = (demo_results / "tables" / "dataset_demo_labelled.md").read_text()
     assert "| HL_p125_d2_e64 | HL | probe |" in md and "conduction macro_AUROC" in md and "age R2" in md
+    assert "| ResNet50 | supervised | finetune |" in md        # the 1D-ResNet50 trained from scratch
     folder = demo_results / "datasets" / "demo_labelled" / "HL_p125_d2_e64" / "finetune"
     assert (folder / "report.md").exists() and (folder / "history.csv").exists()
 
@@ -274,6 +312,7 @@ def test_a_datasets_labels_rerun_only_its_jobs(demo_results):
     jobs = _planned(run)
     assert sorted(jobs) == sorted([("dataset_adapt", "dataset=demo_labelled, model=HL_p125_d2_e64"),
                                    ("dataset_adapt", "dataset=demo_labelled, model=random_p125_d2_e64"),
+                                   ("dataset_adapt", "dataset=demo_labelled, model=ResNet50"),
                                    ("dataset_table", "dataset=demo_labelled"), ("all", "")]), jobs
 
 

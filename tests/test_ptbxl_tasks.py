@@ -187,6 +187,61 @@ def test_benchmark_labels_probe_and_table(tmp_path):
     assert "| HL | linear probe |" in md and "ECGFounder" in md and "xresnet1d101" in md
 
 
+def test_benchmark_fine_tuning_and_supervised_baselines(demo_shards, demo_model, tmp_path):
+    """On the demo's standardized PTB-XL: the pretrained encoder fine-tuned by LP-FT (its start is
+    the linear probe, so fold 9 does no worse than the probe job's), the ViT and the 1D-ResNet50
+    trained from scratch, each one multi-label head over superdiagnostic; then the table's rows by
+    mode beside the peers' fine-tuned and supervised figures."""
+    import json
+
+    import numpy as np
+
+    from ecgfm.evaluate import embed, ptbxl_benchmark_finetune, ptbxl_benchmark_probe
+    from ecgfm.ptbxl_tasks import benchmark_table
+    from ecgfm.report import load_peers, write_benchmark_table
+    manifest = pd.read_parquet(demo_shards / "manifest.parquet")
+    folds = {"train": list(range(1, 9)), "validation": [9], "test": [10]}
+    table = benchmark_table(manifest, read_statements(demo_shards.parent / "raw" / "scp_statements.csv"), folds,
+                            ["superdiagnostic"])
+    labels = tmp_path / "labels.parquet"
+    table.to_parquet(labels, index=False)
+    arch = json.loads((demo_model / "config.json").read_text())["architecture"]
+    settings = {"batch_size": 16, "lr": 1e-3, "encoder_lr_scale": 0.1, "weight_decay": 0.05, "max_epochs": 1,
+                "patience": 1, "head_init": "probe", "probe_c_grid": [0.1, 1.0], "probe_max_iter": 200,
+                "bootstrap_resamples": 30}
+    name = demo_model.name                                       # HL_p250_d1_e32
+    embed(name, demo_model, None, demo_shards, labels, tmp_path / "emb.h5", seed=0)
+    probe = ptbxl_benchmark_probe(name, tmp_path / "emb.h5", labels, ["superdiagnostic"],
+                                  {"c_grid": [0.1, 1.0], "max_iter": 200, "bootstrap_resamples": 30}, tmp_path / "p.parquet",
+                                  seed=0)
+    vit, resnet = {"kind": "vit", "architecture": arch}, {"kind": "resnet1d", "architecture": {
+        "layers": [1, 1, 1, 1], "width": 2, "kernel_size": 3, "stem_kernel": 7, "leads": 12}}
+    rows = [probe]
+    for model, spec, encoder in ((name, vit, demo_model), ("ViT_p250_d1_e32", vit, None), ("ResNet50", resnet, None)):
+        rows.append(ptbxl_benchmark_finetune(model, spec, encoder, demo_shards, labels, ["superdiagnostic"], settings,
+                                             tmp_path / f"{model}.parquet", seed=0))
+    rows = pd.concat(rows, ignore_index=True)
+    test = rows[rows["split"] == "test"].set_index(["model", "setting"])
+    assert sorted(test.index) == sorted([(name, "linear_probe"), (name, "finetune"), ("ViT_p250_d1_e32", "supervised"),
+                                         ("ResNet50", "supervised")])
+    assert (test["classes_scored"] >= 2).all() and np.isfinite(test["value"]).all()
+    assert ((test["ci_low"] <= test["value"]) & (test["value"] <= test["ci_high"])).all()
+    assert test.loc[(name, "finetune"), "epochs"] == 2          # the probe's start (epoch -1) and one epoch
+    assert test.loc[("ResNet50", "supervised"), "epochs"] == 1
+    val = rows[rows["split"] == "validation"].set_index(["model", "setting"])["value"]
+    assert val[(name, "finetune")] >= val[(name, "linear_probe")] - 1e-3
+    best = {"HL": {"model": name, "patch": 250, "depth": 1, "width": 32}}
+    write_benchmark_table(rows, best, load_peers(), ["superdiagnostic"], tmp_path / "bench")
+    long = pd.read_csv(tmp_path / "bench.csv")
+    ours = long[long["source"] == "ours"]
+    assert list(zip(ours["key"], ours["mode"])) == [("HL", "linear probe"), ("HL", "fine-tuned"),
+                                                    ("ResNet50", "supervised from scratch"),
+                                                    ("ViT@HL", "supervised from scratch")]
+    md = (tmp_path / "bench.md").read_text()
+    assert "| HL | fine-tuned |" in md and "| ResNet50 | supervised from scratch |" in md
+    assert "| resnet1d_wang | supervised from scratch | 0.930 |" in md and "| ECGFounder | fine-tuned | 0.935" in md
+
+
 def test_peers_figures_are_those_the_sources_publish():
     """The superdiagnostic figures quoted in the issue, as read in the sources (peers.csv)."""
     from ecgfm.report import load_peers

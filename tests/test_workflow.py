@@ -145,6 +145,18 @@ def test_demo_dag_writes_every_table_and_figure_from_the_result_rows(demo_result
     assert "HL" in set(ours["key"]) and any(k.startswith("random@") for k in ours["key"])
     assert "ECGFounder" in set(bench["key"])
     assert "ECG-JEPA" in (demo_results / "tables" / "ptbxl_benchmark.md").read_text()
+    # ... fine-tuned (LP-FT) on finetune_task_sets beside the supervised ViT and 1D-ResNet50 from scratch,
+    # and the peers' fine-tuned figures and supervised references beside those
+    best = json.loads((demo_results / "eval" / "best_architectures.json").read_text())
+    tuned = ours[ours["mode"] != "linear probe"]
+    assert set(tuned["task_set"]) == set(DEMO["evaluation"]["ptbxl_benchmark"]["finetune_task_sets"])
+    assert set(tuned.loc[tuned["mode"] == "fine-tuned", "key"]) == set(best)
+    supervised = set(tuned.loc[tuned["mode"] == "supervised from scratch", "key"])
+    assert "ResNet50" in supervised and any(k.startswith("ViT@") for k in supervised) and len(supervised) == 2
+    assert np.isfinite(tuned["value"]).all() and (tuned["classes_scored"] == tuned["classes"]).all()
+    assert ((tuned["ci_low"] <= tuned["value"]) & (tuned["value"] <= tuned["ci_high"])).all()
+    peers = bench[bench["source"] != "ours"]
+    assert {"fine-tuned", "supervised from scratch"} <= set(peers.loc[peers["task_set"] == "superdiagnostic", "mode"])
     for name in ("figure3_HL", "figure4_CL", "figure4_GL"):
         assert (demo_results / "figures" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert "<svg" in (demo_results / "figures" / f"{name}.svg").read_text()[:1000]
