@@ -301,7 +301,7 @@ def _input_fingerprint(path: Path) -> str:
 
 
 # the modules whose code decides what a record's samples become before the encoder sees them
-READING_MODULES = ("inference", "standardize", "readers", "formats", "wfdb", "leads", "encoder", "model")
+READING_MODULES = ("inference", "standardize", "readers", "formats", "wfdb", "leads", "encoder", "model", "resnet1d")
 
 
 def embedding_cache_key(encoder_dir, ecgs, options) -> str | None:
