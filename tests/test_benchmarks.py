@@ -89,16 +89,46 @@ def test_the_peak_is_the_exact_devices():
     assert bench.peak_tflops(None, None) is None and bench.peak_tflops("NVIDIA H100 PCIe", 700.0) == 700.0
 
 
-def test_gpu_check_answers_each_question_or_says_it_needs_cuda(capsys):
+# run in a fresh interpreter where snakemake and defusedxml cannot be imported (the GPU image has
+# neither) and every import of the three that the image lacks is recorded
+_NOT_ON_THE_IMAGE = r'''
+import importlib.abc, runpy, sys
+asked = set()
+class NotOnTheImage(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        root = name.partition(".")[0]
+        if root in ("snakemake", "jsonschema", "defusedxml"):
+            asked.add(root)
+            if root != "jsonschema":
+                raise ModuleNotFoundError(f"No module named {name!r} (not on the GPU image)")
+sys.meta_path.insert(0, NotOnTheImage())
+for script, *args in SCRIPTS:
+    sys.argv = [script, *args]
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as stop:
+        assert not stop.code, (script, stop.code)
+print("asked for:", sorted(asked))
+'''
+
+
+def test_gpu_check_and_the_benchmark_answer_without_snakemake_or_defusedxml():
     """benchmarks/gpu_check.py (one_gpu.sh check) at a toy size: on a CPU the copies, the sync check
     and the pinned sizes say they need CUDA; the trainer runs through two flushes (eager here, to
-    stay fast: preflight runs it compiled)."""
-    code = _module("gpu_check").main(["--model", "GL_p250_d1_e32", "--batch", "4", "--records", "60",
-                                      "--patients", "40", "--steps", "4", "--log-every", "2",
-                                      "--compile", "none"])      # compiled: test_pretrain's, and preflight
-    out = capsys.readouterr().out
-    assert code == 0, out
-    parts = dict(re.findall(r"^check (\w+): (ok|skipped|FAILED):", out, re.MULTILINE))
+    stay fast: preflight runs it compiled). It and the benchmark's entry point run as on the GPU
+    image, which has neither snakemake nor jsonschema nor defusedxml: with snakemake and defusedxml
+    made unimportable, they ask for jsonschema alone (ecgfm.config validates config.yaml with it),
+    which the site that `prepare` packs carries (preflight runs them from it)."""
+    scripts = [["benchmarks/gpu_check.py", "--model", "GL_p250_d1_e32", "--batch", "4", "--records", "60",
+                "--patients", "40", "--steps", "4", "--log-every", "2", "--compile", "none"],
+               ["benchmarks/pretrain.py", "--sdpa", "--models", "GL_p250_d1_e32", "--backends", "math",
+                "--batch", "2", "--steps", "1", "--warmup", "0"]]
+    run = subprocess.run([sys.executable, "-c", f"SCRIPTS = {scripts!r}\n{_NOT_ON_THE_IMAGE}"], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    parts = dict(re.findall(r"^check (\w+): (ok|skipped|FAILED):", run.stdout, re.MULTILINE))
     want = "ok" if CUDA else "skipped"
-    assert parts == {"copies": want, "syncs": want, "pinned": want, "compiled": "ok"}, out
-    assert "4 distinct finite losses logged" in out
+    assert parts == {"copies": want, "syncs": want, "pinned": want, "compiled": "ok"}, run.stdout
+    assert "4 distinct finite losses logged" in run.stdout
+    assert re.search(r"^\| GL_p250_d1_e32 \| 10 \| [\d,]+ \|$", run.stdout, re.MULTILINE), run.stdout
+    assert run.stdout.strip().endswith("asked for: ['jsonschema']"), run.stdout[-500:]
