@@ -46,7 +46,7 @@ NOT_CARRIED="attrs certifi charset-normalizer idna jinja2 markupsafe packaging p
 typing-extensions urllib3 wrapt pulp greenlet"
 # the GPU image's Python, torch and numpy, as the device README's KINDS.md lists them (2026-11)
 IMAGE_PYTHON=3.12 IMAGE_TORCH=2.11.0 IMAGE_NUMPY=2.5.2
-SITE=/tmp/ecgfm-site          # where run unpacks site.tar.xz
+SITE=${ECGFM_SITE:-/tmp/ecgfm-site}     # where run unpacks site.tar.xz
 # the image's other packages that the workflow and the tests import, unpinned (the image's exact
 # versions are not listed); tensorboard, which the trainer writes to when it is installed (it is on
 # the image, not in this checkout's venv); wfdb and pydicom are test-only and not on the image

@@ -1,9 +1,12 @@
 """The pretraining benchmark runs unchanged on a CPU (and on a GPU, where its figures are numbers
 instead of n/a): its --trainer table per input mode, --ops, --sdpa, an out-of-memory cell."""
 import importlib.util
+import os
 import re
+import shutil
 import subprocess
 import sys
+import tarfile
 
 import torch
 
@@ -132,3 +135,28 @@ def test_gpu_check_and_the_benchmark_answer_without_snakemake_or_defusedxml():
     assert "4 distinct finite losses logged" in run.stdout
     assert re.search(r"^\| GL_p250_d1_e32 \| 10 \| [\d,]+ \|$", run.stdout, re.MULTILINE), run.stdout
     assert run.stdout.strip().endswith("asked for: ['jsonschema']"), run.stdout[-500:]
+
+
+def test_one_gpu_bench_runs_every_table_when_one_fails(tmp_path):
+    """`one_gpu.sh run bench` runs under `set -e`: a table that fails (here --sdpa) prints FAILED
+    and the tables after it still run, so that one crash does not cost the others' GPU minutes. The
+    script in a repository of its own, with an empty package site and a stand-in Python that
+    prints what it is asked to run."""
+    repo = tmp_path / "repo"
+    (repo / "benchmarks").mkdir(parents=True)
+    shutil.copy(REPO / "benchmarks" / "one_gpu.sh", repo / "benchmarks")
+    (repo / ".device").mkdir()
+    tarfile.open(repo / ".device" / "site.tar.xz", "w:xz").close()
+    (repo / "data" / "ptbxl").mkdir(parents=True)
+    (repo / "data" / "ptbxl" / "ptbxl_database.csv").write_text("")       # PTB-XL unpacked already
+    python = tmp_path / "python"
+    python.write_text('#!/bin/sh\n[ "$1" = - ] && exec cat > /dev/null\necho "ran $*"\n'
+                      'case " $* " in *" --sdpa "*) exit 1;; esac\n')
+    python.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(python), "OUT": str(tmp_path / "out"), "ECGFM_SITE": str(tmp_path / "site")}
+    run = subprocess.run(["bash", "benchmarks/one_gpu.sh", "run", "bench"], cwd=repo, env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert re.findall(r"^ran benchmarks/pretrain.py (--\w+)", run.stdout, re.MULTILINE) == [
+        "--ops", "--sdpa", "--trainer", "--trainer"], run.stdout
+    assert "bench: --sdpa FAILED" in run.stdout and "reduce-overhead FAILED" not in run.stdout
