@@ -27,8 +27,8 @@
 #   bash benchmarks/one_gpu.sh preflight
 #       here, after prepare, before spending device minutes: a Python 3.12 venv with the image's
 #       torch and numpy (a CUDA build of torch 2.11.0 from PyPI, about 3 GB, run on the CPU; the venv
-#       at $PREFLIGHT_VENV or /tmp/ecgfm-preflight, kept for the next preflight) and the image's other
-#       packages; then, with .device/site.tar.xz unpacked as `run` unpacks it there: `run all
+#       at $PREFLIGHT_VENV or /tmp/ecgfm-preflight, kept for the next preflight, completed when the
+#       list below changes) and the image's other packages, tensorboard included; then, with .device/site.tar.xz unpacked as `run` unpacks it there: `run all
 #       --dry-run`, the tests of what a run does (pretraining, the step compiled and as one graph,
 #       the quick profile at a reduced size, the benchmarks), the trainer compiled by inductor for
 #       a few steps, and check's CPU-possible part (the compiled trainer through two flushes; the
@@ -46,10 +46,11 @@ NOT_CARRIED="attrs certifi charset-normalizer idna jinja2 markupsafe packaging p
 typing-extensions urllib3 wrapt pulp greenlet"
 # the GPU image's Python, torch and numpy, as the device README's KINDS.md lists them (2026-11)
 IMAGE_PYTHON=3.12 IMAGE_TORCH=2.11.0 IMAGE_NUMPY=2.5.2
-SITE=/tmp/ecgfm-site          # where run unpacks site.tar.xz
+SITE=${ECGFM_SITE:-/tmp/ecgfm-site}     # where run unpacks site.tar.xz
 # the image's other packages that the workflow and the tests import, unpinned (the image's exact
-# versions are not listed); wfdb and pydicom are test-only and not on the image
-IMAGE_PACKAGES="scipy pandas pyarrow h5py scikit-learn safetensors tqdm matplotlib pytest wfdb pydicom"
+# versions are not listed); tensorboard, which the trainer writes to when it is installed (it is on
+# the image, not in this checkout's venv); wfdb and pydicom are test-only and not on the image
+IMAGE_PACKAGES="scipy pandas pyarrow h5py scikit-learn safetensors tqdm matplotlib tensorboard pytest wfdb pydicom"
 
 prepare() {
     local pyver=$IMAGE_PYTHON
@@ -161,11 +162,15 @@ EOF
         if [[ $dry == --dry-run ]]; then
             "${bench[@]}" --help > /dev/null && echo "benchmark: ready"
         else
-            "${bench[@]}" --ops | tee "$out/ops.md"
-            "${bench[@]}" --sdpa --models HL_p60_d2_e512,GL_p60_d2_e512,CL_p250_d2_e1024 | tee "$out/sdpa.md"
-            "${bench[@]}" --trainer --records 20000 --patients 15000 --steps 300 | tee "$out/trainer.md"
+            # each table on its own: one that fails says so and the next still runs
+            "${bench[@]}" --ops | tee "$out/ops.md" || echo "bench: --ops FAILED"
+            "${bench[@]}" --sdpa --models HL_p60_d2_e512,GL_p60_d2_e512,CL_p250_d2_e1024 | tee "$out/sdpa.md" \
+                || echo "bench: --sdpa FAILED"
+            "${bench[@]}" --trainer --records 20000 --patients 15000 --steps 300 | tee "$out/trainer.md" \
+                || echo "bench: --trainer FAILED"
             "${bench[@]}" --trainer --records 20000 --patients 15000 --steps 300 --modes device \
-                --models HL_p60_d2_e512 --compile reduce-overhead | tee "$out/trainer-compiled.md"
+                --models HL_p60_d2_e512 --compile reduce-overhead | tee "$out/trainer-compiled.md" \
+                || echo "bench: --trainer --compile reduce-overhead FAILED"
         fi
     fi
 }
@@ -173,17 +178,21 @@ EOF
 preflight() {
     local venv=${PREFLIGHT_VENV:-/tmp/ecgfm-preflight} base
     [[ -f "$DEVICE_DIR/site.tar.xz" ]] || { echo "no $DEVICE_DIR/site.tar.xz: run prepare first" >&2; exit 1; }
-    if [[ ! -f "$venv/preflight-installed" ]]; then         # made, or a failed install made again
-        rm -rf "$venv"
-        base=python$IMAGE_PYTHON            # on the PATH, else pyenv's, which its shim may not enable
-        "$base" -c '' 2>/dev/null || base=$(compgen -G "${PYENV_ROOT:-$HOME/.pyenv}/versions/$IMAGE_PYTHON.*/bin/python" | tail -1 || true)
-        [[ -n "$base" ]] || { echo "preflight needs a Python $IMAGE_PYTHON (python$IMAGE_PYTHON)" >&2; exit 1; }
-        "$base" -m venv "$venv"
-        # the packages the image has and the carried site leaves out (NOT_CARRIED), but the two
-        # never imported, so that a package missing from the site fails here as it would there
-        "$venv/bin/pip" install -q "torch==$IMAGE_TORCH" "numpy==$IMAGE_NUMPY" $IMAGE_PACKAGES \
-            $(tr ' ' '\n' <<< "$NOT_CARRIED" | grep -vx -e pulp -e greenlet)
-        touch "$venv/preflight-installed"
+    # the packages the image has and the carried site leaves out (NOT_CARRIED), but the two
+    # never imported, so that a package missing from the site fails here as it would there
+    local packages
+    packages="torch==$IMAGE_TORCH numpy==$IMAGE_NUMPY $IMAGE_PACKAGES $(tr ' ' '\n' <<< "$NOT_CARRIED" \
+        | grep -vx -e pulp -e greenlet | tr '\n' ' ')"
+    if [[ "$(cat "$venv/preflight-installed" 2>/dev/null)" != "$packages" ]]; then   # new, failed or other packages
+        if [[ ! -x "$venv/bin/python" ]]; then
+            base=python$IMAGE_PYTHON            # on the PATH, else pyenv's, which its shim may not enable
+            "$base" -c '' 2>/dev/null || base=$(compgen -G "${PYENV_ROOT:-$HOME/.pyenv}/versions/$IMAGE_PYTHON.*/bin/python" | tail -1 || true)
+            [[ -n "$base" ]] || { echo "preflight needs a Python $IMAGE_PYTHON (python$IMAGE_PYTHON)" >&2; exit 1; }
+            rm -rf "$venv"
+            "$base" -m venv "$venv"
+        fi
+        "$venv/bin/pip" install -q $packages
+        echo "$packages" > "$venv/preflight-installed"
     fi
     local out
     out=$(mktemp -d)

@@ -178,20 +178,40 @@ def ops_table(args, config, device):
               + f" | {sum(counts[k] for k in sections)} | {counts.get('syncs', 'n/a')} |")
 
 
-# bf16 dense tensor-core peak in TFLOP/s (NVIDIA's datasheet figures with sparsity, halved), keyed
+# bf16 dense tensor-core peak in TFLOP/s (bf16 inputs, fp32 accumulation, no 2:4 sparsity), keyed
 # on the exact name torch.cuda.get_device_name reports: an H100 is 989.5 as SXM, 756.5 as PCIe and
-# 835.5 as NVL, so a name match ("H100" in the name) would misstate two of the three
+# 835.5 as NVL, so a name match ("H100" in the name) would misstate two of the three. NVIDIA's
+# datasheets quote these "with sparsity", twice the dense rate (H100 SXM 1,979, PCIe 1,513, NVL
+# 1,671; A100 624): the entries are those halved. NVIDIA's own datasheets and whitepapers are not
+# among the stored sources this was checked against (2026-12); what was found there:
+# - H100 SXM 989.5 and PCIe 756.5: the H100 whitepaper's dense figures (989.4, 756) as quoted on
+#   NVIDIA's developer forum ("How to calculate the Tensor Core FP16 performance of H100?",
+#   forums.developer.nvidia.com/t/244727: 756 for the PCIe card) and third-party pages
+#   (glennklockwood.com/garden/processors/h100: 989.4 dense, 1978.9 sparse); llm.c's
+#   llmc/mfu.h derives both from the whitepaper's 756 at 456 tensor cores and 1,620 MHz (SXM:
+#   528 cores, 1,830 MHz). NVIDIA's launch blog ("NVIDIA Hopper Architecture In-Depth", Table 3,
+#   quoted in forums.developer.nvidia.com/t/218102) gave preliminary 1000 / 800, since revised.
+# - H200 989.5: the same GH100 chip and tensor cores as the H100 SXM, only the memory differs
+#   (third-party pages: itkb.uw.cz "NVIDIA H200 vs B300", bf16 dense ~989; aiwiki.ai/wiki/
+#   nvidia_h200, compute identical to the H100's); a bf16 matrix product measured on an H200 of
+#   this project's device machine ran at 769-798 TFLOP/s (its notes), below it.
+# - A100 312 (SXM4 and PCIe, 40 and 80 GB alike): NVIDIA's A100 datasheet
+#   (nvidia-a100-datasheet-us-nvidia-1758950-r4-web.pdf) as cited by glennklockwood.com/garden/
+#   processors/A100: BF16 312 dense, 624 sparse.
+# - H100 NVL and H200 NVL 835.5: from memory of NVIDIA's H100 and H200 datasheets (1,671 with
+#   sparsity); no stored source gives them, so the benchmark says so when it uses one.
 PEAK_BF16_TFLOPS = {
     "NVIDIA H100 80GB HBM3": 989.5,            # SXM5
     "NVIDIA H100 PCIe": 756.5,
-    "NVIDIA H100 NVL": 835.5,
+    "NVIDIA H100 NVL": 835.5,                  # not checked (above)
     "NVIDIA H200": 989.5,                      # SXM
-    "NVIDIA H200 NVL": 835.5,
+    "NVIDIA H200 NVL": 835.5,                  # not checked (above)
     "NVIDIA A100-SXM4-80GB": 312.0,
     "NVIDIA A100-SXM4-40GB": 312.0,
     "NVIDIA A100 80GB PCIe": 312.0,
     "NVIDIA A100-PCIE-40GB": 312.0,
 }
+UNCHECKED_PEAKS = {"NVIDIA H100 NVL", "NVIDIA H200 NVL"}
 
 
 def peak_tflops(device_name: str | None, given: float | None) -> float | None:
@@ -242,7 +262,9 @@ def trainer_table(args, config, device):
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     peak = peak_tflops(device_name, args.peak_tflops)
     steps = args.steps
-    unknown = f" (no entry for {device_name!r}: pass --peak-tflops)" if device_name and not peak else ""
+    unknown = f" (no entry for {device_name!r}: pass --peak-tflops)" if device_name and not peak else \
+        " (not checked against NVIDIA's datasheet: PEAK_BF16_TFLOPS)" if device_name in UNCHECKED_PEAKS \
+        and not args.peak_tflops else ""
     print(f"trainer: {args.records:,} records of {args.patients:,} patients; batch {batch}; {steps} steps; "
           f"{args.workers} loader workers when streaming; compile {args.compile}; attention {args.attention}; "
           f"peak {peak or 'n/a'} TFLOP/s{unknown}")

@@ -1,9 +1,12 @@
 """The pretraining benchmark runs unchanged on a CPU (and on a GPU, where its figures are numbers
 instead of n/a): its --trainer table per input mode, --ops, --sdpa, an out-of-memory cell."""
 import importlib.util
+import os
 import re
+import shutil
 import subprocess
 import sys
+import tarfile
 
 import torch
 
@@ -89,16 +92,71 @@ def test_the_peak_is_the_exact_devices():
     assert bench.peak_tflops(None, None) is None and bench.peak_tflops("NVIDIA H100 PCIe", 700.0) == 700.0
 
 
-def test_gpu_check_answers_each_question_or_says_it_needs_cuda(capsys):
+# run in a fresh interpreter where snakemake and defusedxml cannot be imported (the GPU image has
+# neither) and every import of the three that the image lacks is recorded
+_NOT_ON_THE_IMAGE = r'''
+import importlib.abc, runpy, sys
+asked = set()
+class NotOnTheImage(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        root = name.partition(".")[0]
+        if root in ("snakemake", "jsonschema", "defusedxml"):
+            asked.add(root)
+            if root != "jsonschema":
+                raise ModuleNotFoundError(f"No module named {name!r} (not on the GPU image)")
+sys.meta_path.insert(0, NotOnTheImage())
+for script, *args in SCRIPTS:
+    sys.argv = [script, *args]
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as stop:
+        assert not stop.code, (script, stop.code)
+print("asked for:", sorted(asked))
+'''
+
+
+def test_gpu_check_and_the_benchmark_answer_without_snakemake_or_defusedxml():
     """benchmarks/gpu_check.py (one_gpu.sh check) at a toy size: on a CPU the copies, the sync check
     and the pinned sizes say they need CUDA; the trainer runs through two flushes (eager here, to
-    stay fast: preflight runs it compiled)."""
-    code = _module("gpu_check").main(["--model", "GL_p250_d1_e32", "--batch", "4", "--records", "60",
-                                      "--patients", "40", "--steps", "4", "--log-every", "2",
-                                      "--compile", "none"])      # compiled: test_pretrain's, and preflight
-    out = capsys.readouterr().out
-    assert code == 0, out
-    parts = dict(re.findall(r"^check (\w+): (ok|skipped|FAILED):", out, re.MULTILINE))
+    stay fast: preflight runs it compiled). It and the benchmark's entry point run as on the GPU
+    image, which has neither snakemake nor jsonschema nor defusedxml: with snakemake and defusedxml
+    made unimportable, they ask for jsonschema alone (ecgfm.config validates config.yaml with it),
+    which the site that `prepare` packs carries (preflight runs them from it)."""
+    scripts = [["benchmarks/gpu_check.py", "--model", "GL_p250_d1_e32", "--batch", "4", "--records", "60",
+                "--patients", "40", "--steps", "4", "--log-every", "2", "--compile", "none"],
+               ["benchmarks/pretrain.py", "--sdpa", "--models", "GL_p250_d1_e32", "--backends", "math",
+                "--batch", "2", "--steps", "1", "--warmup", "0"]]
+    run = subprocess.run([sys.executable, "-c", f"SCRIPTS = {scripts!r}\n{_NOT_ON_THE_IMAGE}"], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    parts = dict(re.findall(r"^check (\w+): (ok|skipped|FAILED):", run.stdout, re.MULTILINE))
     want = "ok" if CUDA else "skipped"
-    assert parts == {"copies": want, "syncs": want, "pinned": want, "compiled": "ok"}, out
-    assert "4 distinct finite losses logged" in out
+    assert parts == {"copies": want, "syncs": want, "pinned": want, "compiled": "ok"}, run.stdout
+    assert "4 distinct finite losses logged" in run.stdout
+    assert re.search(r"^\| GL_p250_d1_e32 \| 10 \| [\d,]+ \|$", run.stdout, re.MULTILINE), run.stdout
+    assert run.stdout.strip().endswith("asked for: ['jsonschema']"), run.stdout[-500:]
+
+
+def test_one_gpu_bench_runs_every_table_when_one_fails(tmp_path):
+    """`one_gpu.sh run bench` runs under `set -e`: a table that fails (here --sdpa) prints FAILED
+    and the tables after it still run, so that one crash does not cost the others' GPU minutes. The
+    script in a repository of its own, with an empty package site and a stand-in Python that
+    prints what it is asked to run."""
+    repo = tmp_path / "repo"
+    (repo / "benchmarks").mkdir(parents=True)
+    shutil.copy(REPO / "benchmarks" / "one_gpu.sh", repo / "benchmarks")
+    (repo / ".device").mkdir()
+    tarfile.open(repo / ".device" / "site.tar.xz", "w:xz").close()
+    (repo / "data" / "ptbxl").mkdir(parents=True)
+    (repo / "data" / "ptbxl" / "ptbxl_database.csv").write_text("")       # PTB-XL unpacked already
+    python = tmp_path / "python"
+    python.write_text('#!/bin/sh\n[ "$1" = - ] && exec cat > /dev/null\necho "ran $*"\n'
+                      'case " $* " in *" --sdpa "*) exit 1;; esac\n')
+    python.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(python), "OUT": str(tmp_path / "out"), "ECGFM_SITE": str(tmp_path / "site")}
+    run = subprocess.run(["bash", "benchmarks/one_gpu.sh", "run", "bench"], cwd=repo, env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert re.findall(r"^ran benchmarks/pretrain.py (--\w+)", run.stdout, re.MULTILINE) == [
+        "--ops", "--sdpa", "--trainer", "--trainer"], run.stdout
+    assert "bench: --sdpa FAILED" in run.stdout and "reduce-overhead FAILED" not in run.stdout

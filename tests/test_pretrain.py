@@ -253,25 +253,36 @@ def test_non_finite_loss_stops_with_a_clear_error(demo_shards, tmp_path, monkeyp
 
 
 def test_tensorboard_is_closed_on_every_exit(demo_shards, tmp_path, monkeypatch):
-    """A run that stops on an error still leaves its TensorBoard events written (the writer holds
-    them until it flushes, every two minutes, or closes)."""
+    """A run that stops on an error closes its TensorBoard writer (which else holds events until it
+    flushes, every two minutes) and leaves the rows it logged before the error written."""
     pytest.importorskip("tensorboard", reason="needs tensorboard, which this environment lacks")
+    import torch.utils.tensorboard
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     import ecgfm.pretrain as module
-    real, calls = module.hybrid_loss, {"n": 0}
+    writers = []
 
-    def poisoned(parts, weights):           # the 3rd step's loss is NaN
-        calls["n"] += 1
-        return real(parts, weights) * (float("nan") if calls["n"] == 3 else 1.0)
+    class Writer(torch.utils.tensorboard.SummaryWriter):       # the real writer, remembered
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            writers.append(self)
 
-    monkeypatch.setattr(module, "hybrid_loss", poisoned)
+    monkeypatch.setattr(torch.utils.tensorboard, "SummaryWriter", Writer)
+    real, calls = module.train_step, {"n": 0}
+
+    def poisoned(*args, **kwargs):          # the 5th step's logged losses are NaN, found at step 6's flush
+        calls["n"] += 1                     # (hybrid_loss, called twice a step, would poison step 3)
+        losses = real(*args, **kwargs)
+        return losses * float("nan") if calls["n"] == 5 else losses
+
+    monkeypatch.setattr(module, "train_step", poisoned)
     with pytest.raises(module.NonFiniteLoss):
         pretrain(tiny_pretrain_settings(steps=8, checkpoint_every=2, tensorboard=True), [demo_shards], tmp_path,
                  progress=False)
+    assert len(writers) == 1 and writers[0].file_writer is None        # SummaryWriter.close() sets it so
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
-    assert [e.step for e in events.Scalars("loss")] == [1, 2]
+    assert [e.step for e in events.Scalars("loss")] == [1, 2, 3, 4]
 
 
 @needs_cuda
