@@ -264,6 +264,15 @@ def cpu_kernel_environment(choice: str, environ: dict, machine: str, cpu_flags: 
     return {k: v for k, v in CPU_KERNEL_PATHS[choice].items() if k not in environ}
 
 
+def gpu_environment(config: dict) -> dict:
+    """``{"CUDA_VISIBLE_DEVICES": ""}`` where the config gives no job a GPU (``pretrain.resources.gpus``
+    and ``evaluation.resources.gpu.gpus`` both 0: the demo and CPU profiles), so that a run planned
+    for CPUs runs on them on a machine that also has a GPU, and gives the figures it was planned
+    and tested for; else none (a job given GPUs uses them)."""
+    gpus = (config["pretrain"]["resources"]["gpus"], config["evaluation"]["resources"]["gpu"]["gpus"])
+    return {"CUDA_VISIBLE_DEVICES": ""} if not any(gpus) else {}
+
+
 def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set:
     """The instruction-set flags of this machine's CPU (empty where /proc/cpuinfo is absent)."""
     try:

@@ -1,5 +1,5 @@
 # Input helpers: small functions that turn the config into file names, and the CPU kernel path
-# that every job inherits (config `cpu_kernels`). No other computation here.
+# (config `cpu_kernels`) and GPU visibility that every job inherits. No other computation here.
 import json
 import os
 import platform
@@ -7,7 +7,7 @@ from pathlib import Path
 
 from snakemake.logging import logger
 
-from ecgfm.config import (classifier_spec, cpu_flags, cpu_kernel_environment, enabled_sources, model_name,
+from ecgfm.config import (classifier_spec, cpu_flags, cpu_kernel_environment, enabled_sources, gpu_environment, model_name,
                           pretrain_grid, pretrain_settings, probe_settings, random_init_models, raw_dir, risk_settings,
                           raw_origin, risk_needs_variant, standardize_block, training_settings)
 from ecgfm.report import TABLE_PROTOCOLS, figure_name, table_protocols, table_title
@@ -20,6 +20,11 @@ KERNEL_ENV = cpu_kernel_environment(config["cpu_kernels"], os.environ, platform.
 os.environ.update(KERNEL_ENV)
 if KERNEL_ENV:
     logger.info("cpu_kernels: " + " ".join(f"{k}={v}" for k, v in sorted(KERNEL_ENV.items())))
+# A config that gives no job a GPU runs on the CPU even where one is visible (its figures are CPU figures).
+GPU_ENV = gpu_environment(config)
+os.environ.update(GPU_ENV)
+if GPU_ENV:
+    logger.info("no job of this config has a GPU: CUDA_VISIBLE_DEVICES is empty for every job")
 SOURCES = enabled_sources(config)
 
 

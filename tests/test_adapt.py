@@ -37,7 +37,8 @@ def labelled(tmp_path_factory):
 def _finetune(capsys, model, data, out, *extra, labels=None):
     code = main(["finetune", "--model", str(model), "--input", str(data / "records"),
                  "--labels", str(labels or data / "labels.csv"), "--out", str(out), "--quiet",
-                 "--cache-dir", str(data / "cache"), "--config", str(data / "fast.yaml"), *map(str, extra)])
+                 "--cache-dir", str(data / "cache"), "--config", str(data / "fast.yaml"), "--device", "cpu",
+                 *map(str, extra)])        # on the CPU where a GPU is visible too: its figures are compared
     return code, capsys.readouterr()
 
 
@@ -166,7 +167,7 @@ def test_probe_through_the_cli_then_predict(demo_model, labelled, tmp_path, caps
     code, out = _finetune(capsys, demo_model, labelled, tmp_path / "m2", "--targets", "age")
     assert code == 0 and json.loads((tmp_path / "m2" / "model.json").read_text())["provenance"]["embeddings_cache"]
     assert main(["predict", "--model", str(m), "--input", str(labelled / "records"), "--out",
-                 str(tmp_path / "p.csv"), "--quiet"]) == 0
+                 str(tmp_path / "p.csv"), "--quiet", "--device", "cpu"]) == 0
     pred = pd.read_csv(tmp_path / "p.csv")
     assert {"MI", "MI_positive", "HYP_positive", "conduction", "conduction_p_RBBB", "age"} <= set(pred.columns)
     assert pred.set_index("record_id").loc["SHORT", "status"] == "rejected"

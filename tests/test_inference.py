@@ -1,5 +1,6 @@
 """`ecgfm embed` / `ecgfm predict` and the Python API on one's own ECGs."""
 import json
+import os
 import re
 import subprocess
 import sys
@@ -18,7 +19,8 @@ TASKS = ["MI", "STTC", "CD", "HYP"]
 
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "ecgfm.cli", *map(str, args), "--quiet"], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})   # as the API here: on the CPU
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """ECGs as they come: fewer leads, longer and shorter recordings, NumPy/CSV with a sidecar, DICOM
 waveforms, MUSE XML, through `ecgfm embed`/`predict` and the Python API."""
 import json
+import os
 import subprocess
 import sys
 
@@ -19,7 +20,8 @@ LEADS = list(CANONICAL_LEADS)
 
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "ecgfm.cli", *map(str, args), "--quiet"], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})   # as the API here: on the CPU
 
 
 def _ecg(seconds=10.0, fs=500, seed=0):

@@ -98,3 +98,19 @@ def test_the_demo_pins_the_avx2_kernels_for_its_jobs():
     config = load_config(REPO / "config.yaml", REPO / "profiles" / "demo" / "demo-config.yaml")
     assert config["cpu_kernels"] == "avx2"
     assert load_config(REPO / "config.yaml")["cpu_kernels"] == "native"
+
+
+def test_a_config_without_gpu_jobs_hides_the_gpus_from_its_jobs():
+    """The demo and the CPU profile run on the CPU where a GPU is visible too (their figures, and
+    the tests' tolerances, are CPU ones); a config that gives jobs GPUs leaves them visible."""
+    from ecgfm.config import gpu_environment, load_config
+    demo = load_config(REPO / "config.yaml", REPO / "profiles" / "demo" / "demo-config.yaml")
+    cpu = load_config(REPO / "config.yaml", REPO / "profiles" / "ptbxl-cpu" / "ptbxl-config.yaml")
+    assert gpu_environment(demo) == gpu_environment(cpu) == {"CUDA_VISIBLE_DEVICES": ""}
+    assert gpu_environment(load_config(REPO / "config.yaml")) == {}
+    gpu = load_config(REPO / "config.yaml", REPO / "profiles" / "ptbxl-gpu" / "ptbxl-gpu-config.yaml")
+    assert gpu_environment(gpu) == {}
+    code = "import torch; print(torch.cuda.is_available())"
+    run = subprocess.run([sys.executable, "-c", code], env={**os.environ, **gpu_environment(demo)},
+                         capture_output=True, text=True, timeout=120)
+    assert run.stdout.strip() == "False", run.stderr
