@@ -219,10 +219,9 @@ def _read_parallel(reader, items: list, settings: Settings, options: InputOption
             try:
                 outcomes = future.result()
             except BrokenProcessPool:
-                log.warning("a reading process died; the remaining %d files are read in this process",
-                            len(chunk) + sum(map(len, chunks)) + sum(len(c) for c, _ in pending))
-                for chunk in [chunk, *(c for c, _ in pending), *chunks]:
-                    yield from (_read_one(reader, item, settings, options) for item in chunk)
+                rest = [item for part in (chunk, *(c for c, _ in pending), *chunks) for item in part]
+                log.warning("a reading process died; the remaining %d files are read in this process", len(rest))
+                yield from (_read_one(reader, item, settings, options) for item in rest)
                 return
             yield from outcomes
     finally:

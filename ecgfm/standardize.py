@@ -220,10 +220,15 @@ def original_span(start: int, n_orig: int, fs: float, settings: Settings) -> tup
             min(n_orig, int(np.ceil((start + settings.n_samples) * fs / settings.fs))))
 
 
+def resampled_length(n_orig: int, fs: float, settings: Settings) -> int:
+    """How many samples ``n_orig`` samples at ``fs`` become at the target rate."""
+    return int(np.ceil(n_orig * settings.fs / fs))
+
+
 def used_span(n_orig: int, fs: float, settings: Settings) -> tuple[int, int]:
     """The original samples [start, stop) that a centre-cropped output is made of: the centre of
     a record longer than the target duration, else all of them (shorter records)."""
-    n_out = int(np.ceil(n_orig * settings.fs / fs))
+    n_out = resampled_length(n_orig, fs, settings)
     if n_out <= settings.n_samples:
         return 0, n_orig
     return original_span((n_out - settings.n_samples) // 2, n_orig, fs, settings)
@@ -326,7 +331,7 @@ def standardize_record(signal: np.ndarray, fs: float, lead_names: list[str], uni
     if nan_mask.any():
         x = interpolate_nans(x, settings.leads)
     lead_columns = {f"leads_{kind}": ",".join(names) for kind, names in provenance.items()}
-    if settings.window_stride_s is not None and int(np.ceil(n_orig * settings.fs / fs)) > settings.n_samples:
+    if settings.window_stride_s is not None and resampled_length(n_orig, fs, settings) > settings.n_samples:
         return standardize_windows(x, nan_mask, real, fs, settings, lead_columns)
     start, stop = used_span(n_orig, fs, settings)
     failed, n_nan, sat = sample_checks(x[:, start:stop], nan_mask[:, start:stop], real, fs, settings)
@@ -373,11 +378,11 @@ def standardize_windows(x: np.ndarray, nan_mask: np.ndarray, real: np.ndarray, f
     if not kept:
         raise RejectRecord(f"every window fails a quality check: {summary}")
     lead_amp = np.median(np.stack([c[1] for c in checks]), axis=0)
+    residuals = np.array([c[2] for c in checks])        # NaN where output_checks had no limb leads to judge
     values = {"qc_nan_samples": int(nan_mask[:, used].sum()), "qc_padded_samples": 0,
               "qc_saturation": max(c[0] for c in checks),
               "qc_peak_to_peak_mv": float(np.median(lead_amp[real])),
-              "qc_limb_residual": float(np.nanmax([c[2] for c in checks])) if settings.leads == CANONICAL_LEADS
-              and real[:6].all() else np.nan,
+              "qc_limb_residual": float(np.nanmax(residuals)) if np.isfinite(residuals).any() else np.nan,
               "lead_peak_to_peak_mv": lead_amp.astype(np.float32), **lead_columns,
               "qc_failed": summary if settings.keep_flagged else "",
               "qc_windows_failed": "" if settings.keep_flagged else summary,

@@ -12,5 +12,5 @@ log_to(sm.log[0])
 torch.set_num_threads(max(1, sm.threads))
 encoder = sm.input.get("encoder")
 ptbxl_benchmark_finetune(sm.wildcards.model, sm.params.spec, Path(encoder).parent if encoder else None,
-                         sm.input.manifest.rsplit("/", 1)[0], sm.input.labels, sm.params.task_sets,
+                         Path(sm.input.manifest).parent, sm.input.labels, sm.params.task_sets,
                          sm.params.settings, sm.output[0], seed=sm.config["seed"])
