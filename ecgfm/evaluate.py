@@ -30,20 +30,28 @@ def load_labels(labels_path, tasks) -> tuple[pd.DataFrame, np.ndarray, np.ndarra
     return table, table[list(tasks)].to_numpy(bool), table["split"].to_numpy(str)
 
 
-def record_chunks(ptbxl_dir, table: pd.DataFrame, chunk: int = 4096):
-    """The standardized ECGs of the labeled records in table order, ``chunk`` at a time
-    ([k, 12, samples] float32 each), so that a job can stream them."""
+def _reader_and_rows(ptbxl_dir, table: pd.DataFrame):
     reader = ShardReader(ptbxl_dir)
     rows = table["row"].to_numpy()
     if len(reader) <= rows.max(initial=-1):
         raise ValueError(f"{ptbxl_dir}: labels.parquet refers to row {rows.max()}, the manifest has {len(reader)}")
+    return reader, rows
+
+
+def record_chunks(ptbxl_dir, table: pd.DataFrame, chunk: int = 4096):
+    """The standardized ECGs of the labeled records in table order, ``chunk`` at a time
+    ([k, 12, samples] float32 each), so that a job can stream them."""
+    reader, rows = _reader_and_rows(ptbxl_dir, table)
     for i in range(0, len(rows), chunk):
         yield reader.read(rows[i:i + chunk])
 
 
-def read_records(ptbxl_dir, table: pd.DataFrame) -> np.ndarray:
-    """All the standardized ECGs of the labeled records, [n, 12, samples] float32, in table order."""
-    return np.concatenate(list(record_chunks(ptbxl_dir, table)))
+def read_records(ptbxl_dir, table: pd.DataFrame, dtype=np.float32) -> np.ndarray:
+    """All the standardized ECGs of the labeled records, [n, 12, samples] in table order, read into
+    one array: float32, or as the shards store them with ``dtype=None`` (float16 by default, for
+    the trainers, which convert each batch to float32: the same numbers in half the memory)."""
+    reader, rows = _reader_and_rows(ptbxl_dir, table)
+    return reader.read(rows, dtype=dtype)
 
 
 # --- embeddings and linear probing ---------------------------------------------------------------
@@ -152,9 +160,10 @@ def _fit_and_score(model_name, spec, encoder_dir, x, y, idx, va, te, tasks, sett
 
 
 def _splits(ptbxl_dir, labels_path, tasks):
-    """ECGs, labels, training positions, validation and test masks."""
+    """ECGs (as stored: every consumer, ``ecgfm.finetune``'s training and inference, converts a
+    batch at a time), labels, training positions, validation and test masks."""
     table, y, split = load_labels(labels_path, tasks)
-    return (read_records(ptbxl_dir, table), y, np.flatnonzero(split == "train"), split == "validation",
+    return (read_records(ptbxl_dir, table, dtype=None), y, np.flatnonzero(split == "train"), split == "validation",
             split == "test")
 
 
@@ -324,7 +333,7 @@ def ptbxl_benchmark_finetune(model_name: str, spec: dict, encoder_dir, ptbxl_dir
     mean AUROC, macro AUROC on fold 10 with its bootstrap 95% interval."""
     from .finetune import new_classifier, predict_logits, train_classifier
     table = pd.read_parquet(labels_path)
-    x_all = read_records(ptbxl_dir, table)
+    x_all = read_records(ptbxl_dir, table, dtype=None)      # as stored: training converts each batch
     mode = "supervised" if encoder_dir is None else "finetune"
     rows = []
     for k, in_set, masks, y, row in _benchmark_task_sets(model_name, table, task_sets, mode, seed):

@@ -35,7 +35,6 @@ from fractions import Fraction
 from functools import lru_cache
 
 import numpy as np
-from scipy.signal import firwin, resample_poly
 
 from .leads import CANONICAL_LEADS, complete_leads, lead_index, limb_lead_residuals
 from .wfdb import unit_to_mv
@@ -99,6 +98,8 @@ class Settings:
 def anti_aliasing_fir(up: int, down: int) -> np.ndarray:
     """The low-pass FIR that ``resample_poly`` designs by default (Kaiser window, beta 5,
     cutoff at the lower Nyquist, 10 zero crossings each side), designed once per ratio."""
+    from scipy.signal import firwin      # here, not at the top: scipy.signal takes 1-2 s to import,
+                                         # and most processes that import this module never resample
     max_rate = max(up, down)
     return firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0))
 
@@ -114,6 +115,8 @@ def resample(x: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
     ratio = Fraction(fs_out / fs_in).limit_denominator(10_000)
     if abs(float(ratio) - fs_out / fs_in) > 1e-9 * fs_out / fs_in:
         raise RejectRecord(f"cannot resample {fs_in:g} Hz to {fs_out:g} Hz by a rational factor")
+    from scipy.signal import resample_poly
+
     up, down = ratio.numerator, ratio.denominator
     y = resample_poly(np.asarray(x, dtype=np.float64), up, down, axis=-1,
                       window=anti_aliasing_fir(up, down))

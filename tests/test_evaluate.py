@@ -420,6 +420,38 @@ def test_lp_ft_head_starts_as_the_linear_probe_of_the_frozen_encoder():
     assert max(h["val_auroc"] for h in history) >= history[0]["val_auroc"]
 
 
+def test_training_on_the_shards_float16_gives_the_float32_arrays_weights_and_scores():
+    """The PTB-XL jobs hand the trainer the records as the shards store them (float16, half the
+    memory): LP-FT, from the probe's head through early stopping to the scores, must end exactly
+    where the same records converted to float32 end."""
+    from ecgfm.finetune import new_classifier, predict_logits, train_classifier
+    rng = np.random.default_rng(2)
+    y = rng.random((200, 2)) < 0.4
+    x16 = rng.normal(0, 0.2, (200, 12, 2500)).astype(np.float16)
+    x16[:, 0, :] += (y[:, :1] * 0.3).astype(np.float16)
+    spec = {"kind": "vit", "architecture": {"patch": 250, "depth": 1, "width": 16, "head_dim": 8,
+                                            "decoder_width": 8, "decoder_depth": 1, "projection_dim": 4}}
+    settings = {"batch_size": 32, "lr": 1e-3, "encoder_lr_scale": 0.1, "weight_decay": 0.0, "max_epochs": 2,
+                "patience": 1, "head_init": "probe", "probe_c_grid": [0.01, 1.0], "probe_max_iter": 500}
+    runs = []
+    for x in (x16, x16.astype(np.float32)):
+        model = new_classifier(spec, 2, seed=0)
+        history = train_classifier(model, x[:140], y[:140], x[140:170], y[140:170], settings, seed=0,
+                                   pretrained=True, log=lambda *_: None)
+        runs.append((model.state_dict(), [h["val_auroc"] for h in history], predict_logits(model, x[170:])))
+    (w16, h16, s16), (w32, h32, s32) = runs
+    assert h16 == h32 and np.array_equal(s16, s32)
+    assert all(torch.equal(w16[k], w32[k]) for k in w32)
+
+
+def test_read_records_as_stored_and_as_float32(demo_shards):
+    from ecgfm.evaluate import read_records
+    table = pd.DataFrame({"row": [5, 0, 3]})            # labels.parquet's manifest positions
+    stored, converted = read_records(demo_shards, table, dtype=None), read_records(demo_shards, table)
+    assert stored.dtype == np.float16 and converted.dtype == np.float32 and stored.shape == converted.shape
+    assert np.array_equal(stored.astype(np.float32), converted)
+
+
 def test_paired_auroc_difference():
     from ecgfm.metrics import paired_auroc_difference
     rng = np.random.default_rng(2)

@@ -186,3 +186,14 @@ def test_window_failures_are_described_by_runs_of_the_same_checks():
                                      (4, 20.0, "flat lead(s) (std < 0.005 mV): V2"), (6, 30.0, flat)]) == (
         "2 windows at 0-5 s: NaN run of 5 samples (0.01 s) > 0.04 s (figures of the window at 0 s) | "
         f"2 windows at 10-15 s: {flat} | window at 20 s: flat lead(s) (std < 0.005 mV): V2 | window at 30 s: {flat}")
+
+
+def test_the_jobs_modules_import_without_scipy_signal():
+    """scipy.signal takes 1-2 s to import, paid by every job that imports it; only resampling
+    needs it, so the modules of the pretraining, embedding and evaluation jobs leave it out."""
+    import subprocess
+    import sys
+    code = ("import sys, ecgfm.standardize, ecgfm.encoder, ecgfm.finetune, ecgfm.evaluate, ecgfm.pretrain, "
+            "ecgfm.adapt; print('scipy.signal' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
