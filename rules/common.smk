@@ -205,10 +205,19 @@ def benchmark_parts(wildcards):
     if BENCH["task_sets"]:
         parts += expand(f"{RESULTS}/eval/ptbxl_benchmark/{{model}}.parquet", model=best_with_random())
     if BENCH_FINETUNE:
-        chosen = sorted({c["model"] for c in best_architectures().values()})
         parts += expand(f"{RESULTS}/eval/ptbxl_benchmark/finetune/{{model}}.parquet",
-                        model=chosen + supervised_models())
+                        model=benchmark_finetune_models(best_architectures()))
     return parts
+
+
+def benchmark_finetune_models(best):
+    """The models ``ptbxl_benchmark.finetune_models`` names, given the chosen architectures
+    ({method: choice}): a method's chosen encoder, the ViT at each chosen architecture, the ResNet50."""
+    wanted = BENCH["finetune_models"]
+    models = sorted({c["model"] for method, c in best.items() if method in wanted})
+    if "ViT" in wanted:
+        models += sorted({_vit_of(c) for c in best.values()})
+    return models + (["ResNet50"] if "ResNet50" in wanted else [])
 
 
 def benchmark_finetune_settings(model):

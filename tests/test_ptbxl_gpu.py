@@ -107,5 +107,15 @@ def test_quick_profile_runs_end_to_end_on_cpu_at_a_reduced_size(tmp_path):
                                 "ViT_p250_d1_e32", "ResNet50"}                # a supervised ViT per architecture
     aurocs = three[three.metric == "AUROC"]
     assert aurocs.ours.between(0, 1).all() and len(aurocs) == 7 * 4       # ResNet50, ViT@GL/CL/HL, GL, CL, HL
+    # the benchmark's superdiagnostic set: each chosen encoder fine-tuned, the ViT at each chosen
+    # architecture and the ResNet50 from scratch (config.yaml's finetune_models, all five kinds)
+    bench = pd.read_csv(tables / "ptbxl_benchmark.csv")
+    tuned = bench[(bench.source == "ours") & (bench["mode"] != "linear probe")]
+    assert set(tuned.task_set) == {"superdiagnostic"}
+    assert set(tuned.loc[tuned["mode"] == "fine-tuned", "key"]) == {"GL", "CL", "HL"}
+    supervised = tuned[tuned["mode"] == "supervised from scratch"]
+    assert set(supervised.model) == {"ViT_p60_d1_e32", "ViT_p250_d1_e32", "ResNet50"}
+    assert {m for k in supervised.key if k.startswith("ViT@") for m in k[4:].split("/")} == {"GL", "CL", "HL"}
+    assert tuned.value.between(0, 1).all()
     assert not (results / "eval" / "risk.parquet").exists() and not (results / "eval" / "case_ratio.parquet").exists()
     assert (results / "figures" / "figure3_HL.png").exists()
