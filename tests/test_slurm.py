@@ -1,5 +1,5 @@
 """profiles/slurm against a real single-node SLURM started by .ci/local-slurm: a subset of the demo
-DAG through sbatch (from the demo's standardized shards: a pretraining job on two torchrun
+DAG through sbatch (from a small demo corpus standardized locally: a pretraining job on two torchrun
 processes inside its allocation, the labels, and an embed + probe group job), and a pretraining job preempted with SIGUSR1 that resumes to the same weights.
 With ECGFM_SLOW_TESTS=1, also the whole demo DAG through sbatch (about 5 minutes more): the
 checkpoint, the probe groups and the local report rules in a real run.
@@ -84,9 +84,10 @@ def _wait_for_job(job_id: str, timeout=240) -> dict:
     raise AssertionError(f"SLURM job {job_id} did not end in {timeout} s: {_jobs().get(job_id)}")
 
 
-def _cluster_profile(tmp_path: Path, results: Path) -> Path:
+def _cluster_profile(tmp_path: Path, results: Path, small: bool) -> Path:
     """profiles/slurm as a site would adapt it: the local partition, no account, sizes that fit
-    a 2-core node; the demo config on top, pretraining on 2 torchrun processes."""
+    a 2-core node; the demo config on top, pretraining on 2 torchrun processes (``small``: the
+    small corpus's config, _cluster_configs)."""
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     profile["default-resources"]["slurm_partition"] = PARTITION
     profile["default-resources"].pop("slurm_account")
@@ -100,28 +101,57 @@ def _cluster_profile(tmp_path: Path, results: Path) -> Path:
     profile["seconds-between-status-checks"] = 2      # a test machine's queue is empty: poll often
     profile["max-status-checks-per-second"] = 10
     profile["jobs"] = 4
-    extra = tmp_path / "cluster-test.yaml"
-    extra.write_text(yaml.safe_dump({
-        "results": str(results),
-        "pretrain": {"steps": 20, "warmup_steps": 2, "checkpoint_every": 10,
-                     "resources": {"gpus": 0, "processes": 2, "cpus_per_task": 2, "mem_mb": 4000, "runtime": 30}},
-    }))
-    profile["configfile"] = [str(REPO / "profiles" / "demo" / "demo-config.yaml"), str(extra)]
+    profile["configfile"] = _cluster_configs(tmp_path, results, small)
     out = tmp_path / "profile"
     out.mkdir()
     (out / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
     return out
 
 
-def _demo_through_sbatch(demo_results, tmp_path, *targets, timeout):
-    """Snakemake with the cluster profile from the demo's archives and shards (the local run's),
-    for ``targets`` (paths under the results folder; none: the whole DAG): the results folder, its
-    log, the SLURM jobs it logged as submitted ({id: rule or group}), every SLURM job that appeared
-    meanwhile, and the wall time."""
+# a smaller demo corpus for the subset test (the same sources and layouts), so that it need not wait
+# for the whole demo DAG that the other tests share
+SMALL_CORPUS = {"ptbxl": 400, "code15": 80, "samitrop": 20, "ikem": 20}
+
+
+def _cluster_configs(tmp_path: Path, results: Path, small: bool = False) -> list[str]:
+    """The demo config, then the test's: the results folder, pretraining on 2 torchrun processes
+    (and with ``small``, the demo corpus at SMALL_CORPUS's patient counts)."""
+    extra = {"results": str(results),
+             "pretrain": {"steps": 20, "warmup_steps": 2, "checkpoint_every": 10,
+                          "resources": {"gpus": 0, "processes": 2, "cpus_per_task": 2, "mem_mb": 4000, "runtime": 30}}}
+    if small:
+        extra["sources"] = {name: {"generate": {"n_patients": n}} for name, n in SMALL_CORPUS.items()}
+    path = tmp_path / "cluster-test.yaml"
+    path.write_text(yaml.safe_dump(extra))
+    return [str(REPO / "profiles" / "demo" / "demo-config.yaml"), str(path)]
+
+
+def _small_corpus_standardized(tmp_path: Path) -> Path:
+    """The demo's four sources at SMALL_CORPUS's sizes, written and standardized by a local run of
+    the demo profile (so the cluster run that follows finds them done): its results folder."""
     results = tmp_path / "results"
-    for stage in ("raw", "standardized"):
-        shutil.copytree(demo_results / stage, results / stage)
-    profile = _cluster_profile(tmp_path, results)
+    configs = _cluster_configs(tmp_path, results, small=True)
+    targets = [str(results / "standardized" / name / "manifest.parquet") for name in SMALL_CORPUS]
+    run = subprocess.run(["timeout", "-s", "KILL", "300", shutil.which("snakemake"), "--profile", "profiles/demo",
+                          "--configfile", *configs, "--", *targets], cwd=REPO, capture_output=True, text=True,
+                         check=False)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    return results
+
+
+def _demo_through_sbatch(demo_results, tmp_path, *targets, timeout):
+    """Snakemake with the cluster profile from standardized demo shards: the whole demo's (the
+    local run's ``demo_results``, copied), or with ``demo_results`` None a small corpus's made
+    here; for ``targets`` (paths under the results folder; none: the whole DAG): the results
+    folder, its log, the SLURM jobs it logged as submitted ({id: rule or group}), every SLURM job
+    that appeared meanwhile, and the wall time."""
+    if demo_results is None:
+        results = _small_corpus_standardized(tmp_path)
+    else:
+        results = tmp_path / "results"
+        for stage in ("raw", "standardized"):
+            shutil.copytree(demo_results / stage, results / stage)
+    profile = _cluster_profile(tmp_path, results, small=demo_results is None)
     before = set(_jobs())
     t0 = time.time()
     run = subprocess.run(["timeout", "-s", "KILL", str(timeout), shutil.which("snakemake"), "--profile", str(profile),
@@ -135,9 +165,9 @@ def _demo_through_sbatch(demo_results, tmp_path, *targets, timeout):
     return results, log, submitted, ours, wall
 
 
-def test_demo_subset_runs_through_sbatch(slurm, demo_results, tmp_path):
+def test_demo_subset_runs_through_sbatch(slurm, tmp_path):
     target = "eval/linear_probe/HL_p125_d2_e64.parquet"
-    results, log, submitted, ours, wall = _demo_through_sbatch(demo_results, tmp_path, target, timeout=540)
+    results, log, submitted, ours, wall = _demo_through_sbatch(None, tmp_path, target, timeout=540)
     assert (results / target).exists()
     # every job went through sbatch: one SLURM job per submission that Snakemake logged, all done
     assert submitted and set(submitted) == set(ours), (submitted, sorted(ours))
