@@ -206,18 +206,16 @@ def benchmark_parts(wildcards):
         parts += expand(f"{RESULTS}/eval/ptbxl_benchmark/{{model}}.parquet", model=best_with_random())
     if BENCH_FINETUNE:
         parts += expand(f"{RESULTS}/eval/ptbxl_benchmark/finetune/{{model}}.parquet",
-                        model=benchmark_finetune_models(best_architectures()))
+                        model=benchmark_finetune_models())
     return parts
 
 
-def benchmark_finetune_models(best):
-    """The models ``ptbxl_benchmark.finetune_models`` names, given the chosen architectures
-    ({method: choice}): a method's chosen encoder, the ViT at each chosen architecture, the ResNet50."""
+def benchmark_finetune_models():
+    """The models ``ptbxl_benchmark.finetune_models`` names: a method's chosen encoder, and of
+    Table 3's supervised baselines the ViTs (``ViT``) and the ResNet50."""
     wanted = BENCH["finetune_models"]
-    models = sorted({c["model"] for method, c in best.items() if method in wanted})
-    if "ViT" in wanted:
-        models += sorted({_vit_of(c) for c in best.values()})
-    return models + (["ResNet50"] if "ResNet50" in wanted else [])
+    chosen = sorted({c["model"] for method, c in best_architectures().items() if method in wanted})
+    return chosen + [m for m in supervised_models() if (m if m == "ResNet50" else "ViT") in wanted]
 
 
 def benchmark_finetune_settings(model):

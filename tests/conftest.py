@@ -31,11 +31,19 @@ DEMO_FIXTURE = "demo_results"
 DEMO_TIMEOUT = 1500      # seconds: the demo alone takes 5-7 minutes on 2 cores, longer beside the other tests
 
 
+def _needs_demo(item) -> bool:
+    """The test uses the demo's results and no mark skips it outright (skip, or skipif on a
+    condition already true, as the slow whole-DAG SLURM test's)."""
+    skipped = any(m.name == "skip" or (m.name == "skipif" and m.args and m.args[0] is True)
+                  for m in item.iter_markers())
+    return DEMO_FIXTURE in getattr(item, "fixturenames", ()) and not skipped
+
+
 def pytest_collection_modifyitems(config, items):
     """The tests on the demo DAG's results run last (otherwise in their order): the DAG itself
     runs in the background from the first test on (``_demo_run``), on the cores that the other
     tests leave idle while they wait on subprocesses, torchrun, a local SLURM or a socket."""
-    items.sort(key=lambda item: DEMO_FIXTURE in getattr(item, "fixturenames", ()))
+    items.sort(key=_needs_demo)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -48,7 +56,7 @@ def _demo_run(request, tmp_path_factory):
     import signal
     import subprocess
     exe = shutil.which("snakemake")
-    if exe is None or not any(DEMO_FIXTURE in getattr(item, "fixturenames", ()) for item in request.session.items):
+    if exe is None or not any(map(_needs_demo, request.session.items)):
         yield None
         return
     results = tmp_path_factory.mktemp("demo-results")

@@ -84,10 +84,9 @@ def _wait_for_job(job_id: str, timeout=240) -> dict:
     raise AssertionError(f"SLURM job {job_id} did not end in {timeout} s: {_jobs().get(job_id)}")
 
 
-def _cluster_profile(tmp_path: Path, results: Path, small: bool) -> Path:
+def _cluster_profile(tmp_path: Path, configs: list[str]) -> Path:
     """profiles/slurm as a site would adapt it: the local partition, no account, sizes that fit
-    a 2-core node; the demo config on top, pretraining on 2 torchrun processes (``small``: the
-    small corpus's config, _cluster_configs)."""
+    a 2-core node; ``configs`` (``_cluster_configs``) on top."""
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     profile["default-resources"]["slurm_partition"] = PARTITION
     profile["default-resources"].pop("slurm_account")
@@ -101,7 +100,7 @@ def _cluster_profile(tmp_path: Path, results: Path, small: bool) -> Path:
     profile["seconds-between-status-checks"] = 2      # a test machine's queue is empty: poll often
     profile["max-status-checks-per-second"] = 10
     profile["jobs"] = 4
-    profile["configfile"] = _cluster_configs(tmp_path, results, small)
+    profile["configfile"] = configs
     out = tmp_path / "profile"
     out.mkdir()
     (out / "config.yaml").write_text(yaml.safe_dump(profile, sort_keys=False))
@@ -126,17 +125,15 @@ def _cluster_configs(tmp_path: Path, results: Path, small: bool = False) -> list
     return [str(REPO / "profiles" / "demo" / "demo-config.yaml"), str(path)]
 
 
-def _small_corpus_standardized(tmp_path: Path) -> Path:
-    """The demo's four sources at SMALL_CORPUS's sizes, written and standardized by a local run of
-    the demo profile (so the cluster run that follows finds them done): its results folder."""
-    results = tmp_path / "results"
-    configs = _cluster_configs(tmp_path, results, small=True)
+def _standardize_small_corpus(results: Path, configs: list[str]) -> None:
+    """The demo's four sources at SMALL_CORPUS's sizes (``configs`` say so), written and
+    standardized into ``results`` by a local run of the demo profile, so that the cluster run
+    that follows finds them done."""
     targets = [str(results / "standardized" / name / "manifest.parquet") for name in SMALL_CORPUS]
     run = subprocess.run(["timeout", "-s", "KILL", "300", shutil.which("snakemake"), "--profile", "profiles/demo",
                           "--configfile", *configs, "--", *targets], cwd=REPO, capture_output=True, text=True,
                          check=False)
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
-    return results
 
 
 def _demo_through_sbatch(demo_results, tmp_path, *targets, timeout):
@@ -145,13 +142,14 @@ def _demo_through_sbatch(demo_results, tmp_path, *targets, timeout):
     here; for ``targets`` (paths under the results folder; none: the whole DAG): the results
     folder, its log, the SLURM jobs it logged as submitted ({id: rule or group}), every SLURM job
     that appeared meanwhile, and the wall time."""
+    results = tmp_path / "results"
+    configs = _cluster_configs(tmp_path, results, small=demo_results is None)
     if demo_results is None:
-        results = _small_corpus_standardized(tmp_path)
+        _standardize_small_corpus(results, configs)
     else:
-        results = tmp_path / "results"
         for stage in ("raw", "standardized"):
             shutil.copytree(demo_results / stage, results / stage)
-    profile = _cluster_profile(tmp_path, results, small=demo_results is None)
+    profile = _cluster_profile(tmp_path, configs)
     before = set(_jobs())
     t0 = time.time()
     run = subprocess.run(["timeout", "-s", "KILL", str(timeout), shutil.which("snakemake"), "--profile", str(profile),
