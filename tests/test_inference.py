@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import REPO, shared_or_skip
+from ecgfm.leads import CANONICAL_LEADS
 from ecgfm.readers import make_reader
 from ecgfm.standardize import Settings, standardize_record
 
@@ -219,14 +220,11 @@ def test_embed_goes_through_a_folder_of_good_and_broken_files_of_every_format(de
 
 def _outcomes(path, options):
     from ecgfm.inference import open_input
-    preprocessing = {"fs": 250, "seconds": 10.0, "leads": list(CANONICAL)}
+    preprocessing = {"fs": 250, "seconds": 10.0, "leads": list(CANONICAL_LEADS)}
     _, total, outcomes = open_input(path, preprocessing, options)
     rows = [(o.record_id, o.reason, None if o.ecg is None else o.ecg.tobytes()) for o in outcomes]
     assert len(rows) == total
     return rows
-
-
-CANONICAL = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 
 
 def test_reading_in_worker_processes_gives_the_same_rows_in_the_same_order(tmp_path, monkeypatch):
@@ -281,4 +279,4 @@ def test_a_folder_of_only_files_ecgfm_does_not_read_says_what_it_holds(tmp_path)
     from ecgfm.inference import InputError, open_input
     (tmp_path / "a.edf").write_bytes(b"0       " + b" " * 248)
     with pytest.raises(InputError, match=r"no records found .* 1 file\(s\) of formats ecgfm does not read, e\.g\. a\.edf: EDF"):
-        open_input(tmp_path, {"fs": 250, "seconds": 10.0, "leads": list(CANONICAL)})
+        open_input(tmp_path, {"fs": 250, "seconds": 10.0, "leads": list(CANONICAL_LEADS)})
